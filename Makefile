@@ -1,0 +1,61 @@
+# Everything runs through uv in a project-local virtual environment (.venv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)-uv/bin/uv)
+MODEL_DIR ?= models/default
+PORT ?= 8000
+WORKERS ?=
+PYTEST_ARGS ?=
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install run train test lint typecheck pytest system-deps bench loadtest dashboards clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)-uv/bin/uv:
+	$(PYTHON) -m venv $(VENV)-uv && $(VENV)-uv/bin/pip install -q uv
+
+$(BIN)/python: | $(UV)
+	$(UV) venv --python $(PYTHON) $(VENV)
+
+$(VENV)/.synced: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(UV) pip sync --python $(BIN)/python --require-hashes requirements-dev.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.synced ## create .venv and install the locked dependencies and the package
+
+$(MODEL_DIR)/card.json: | $(VENV)/.synced
+	$(BIN)/lucidserve train --dataset iris --out $(MODEL_DIR)
+
+train: $(MODEL_DIR)/card.json ## train the default iris model bundle (when missing)
+
+run: install train ## serve the default model on port 8000 (gunicorn + uvicorn workers)
+	$(BIN)/lucidserve serve --port $(PORT) --model-dir $(MODEL_DIR) $(if $(WORKERS),--workers $(WORKERS))
+
+system-deps: ## install the Debian packages the test suite needs (scripts/system-packages.txt)
+	bash scripts/install-system-packages.sh
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy --strict on src/
+	$(BIN)/mypy --strict src/
+
+pytest: install system-deps ## the test suite only
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: install system-deps lint typecheck pytest ## the whole suite: lint, types, tests
+
+lock: ## re-resolve the lock files after changing pyproject.toml
+	$(UV) pip compile pyproject.toml --all-extras --generate-hashes --universal --python-version 3.11 --no-emit-index-url --no-emit-find-links -q -o requirements-dev.lock
+	$(UV) pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --no-emit-index-url --no-emit-find-links -q -o requirements.lock
+
+clean: ## remove the environment, models and reports
+	rm -rf $(VENV) $(VENV)-uv models reports .pytest_cache .mypy_cache .ruff_cache

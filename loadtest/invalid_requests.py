@@ -1,0 +1,50 @@
+"""Deliberately invalid requests and the 4xx JSON errors the service must answer them with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from loadtest.payloads import Sample
+
+JSON = "application/json"
+UNKNOWN_LABEL = "__no_such_label__"
+
+
+@dataclass(frozen=True)
+class InvalidRequest:
+    """One malformed request: where it goes, what it carries, and the statuses that are right."""
+
+    case: str
+    path: str
+    body: bytes
+    content_type: str
+    expected: frozenset[int]
+
+    @property
+    def stats_name(self) -> str:
+        return f"{self.path} [invalid: {self.case}]"
+
+
+def invalid_requests(sample: Sample) -> tuple[InvalidRequest, ...]:
+    """The invalid cases, built around one valid `sample` of the served model."""
+    first = next(iter(sample))
+    missing = {name: value for name, value in sample.items() if name != first}
+    wrong_type = {**sample, first: [sample[first]]}  # a list is neither a number nor a string
+    cases = [
+        ("missing feature", "/v1/predict", _samples(missing), JSON, {422}),
+        ("wrong type", "/v1/predict", _samples(wrong_type), JSON, {422}),
+        ("empty batch", "/v1/predict", _samples(), JSON, {422}),
+        ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, {422}),
+        ("malformed JSON", "/v1/predict", b'{"samples": [', JSON, {400, 422}),
+        ("wrong content type", "/v1/predict", _samples(sample), "text/plain", {415}),
+        ("unknown route", "/v1/predictions", _samples(sample), JSON, {404}),
+    ]
+    return tuple(
+        InvalidRequest(case, path, body, content_type, frozenset(expected))
+        for case, path, body, content_type, expected in cases
+    )
+
+
+def _samples(*samples: Sample | dict[str, object]) -> bytes:
+    return json.dumps({"samples": list(samples)}).encode()

@@ -1,0 +1,122 @@
+"""One JSON error envelope for every failure: {"error": {type, message, details}, "request_id"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from lucidserve.observability.middleware import REQUEST_ID_KEY
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, a stable type string, a message and optional details."""
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    type: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+    request_id: str
+
+
+def error_response(request: Request, error: ApiError) -> Response:
+    body = {
+        "error": {"type": error.error_type, "message": error.message, "details": error.details},
+        "request_id": request.scope.get(REQUEST_ID_KEY, ""),
+    }
+    return Response(
+        orjson.dumps(body, default=str),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def validation_error(exc: ValidationError | RequestValidationError) -> ApiError:
+    """A 422 listing each problem with its field path."""
+    details = [
+        {
+            "loc": list(e.get("loc", ())),
+            "type": e.get("type"),
+            "msg": e.get("msg"),
+            **({"ctx": e["ctx"]} if e.get("ctx") else {}),
+        }
+        for e in exc.errors()
+    ]
+    malformed = any(d["type"] == "json_invalid" for d in details)
+    message = "The request body is not valid JSON." if malformed else "The request is invalid."
+    return ApiError(422, "validation_error", message, details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route FastAPI's and Starlette's errors, and ours, through the one envelope."""
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(request, validation_error(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = ApiError(
+            exc.status_code,
+            _HTTP_TYPES.get(exc.status_code, "http_error"),
+            _http_message(request, exc),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+        return error_response(request, error)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def _http_message(request: Request, exc: StarletteHTTPException) -> str:
+    if exc.status_code == 404:
+        return f"No route matches {request.url.path}."
+    if exc.status_code == 405:
+        return f"Method {request.method} is not allowed on {request.url.path}."
+    return str(exc.detail)

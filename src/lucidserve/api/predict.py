@@ -1,0 +1,261 @@
+"""POST /v1/predict and /v1/predict/{label}: the request's path, in one direction.
+
+body bytes -> size and content-type checks -> schema (validate_json) -> inference queue ->
+metrics, prediction log lines -> orjson response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Request
+from opentelemetry import trace
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from lucidserve.api.errors import ApiError, ErrorResponse, validation_error
+from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
+from lucidserve.inference.batcher import Outcome, Overloaded
+from lucidserve.observability.hashing import input_hasher
+from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
+from lucidserve.observability.spans import record_inference_spans
+from lucidserve.runtime import Runtime
+
+prediction_logger = logging.getLogger("lucidserve.predictions")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        401: "Missing or wrong API key (when keys are configured)",
+        413: "Body over MAX_BODY_BYTES, or more samples than MAX_BATCH_ROWS",
+        415: "Content type is not application/json",
+        422: "Invalid JSON or samples that do not match the model's features",
+        503: "Model not ready, draining, or the inference queue is full (see Retry-After)",
+    }.items()
+}
+
+
+def predict_router(runtime: Runtime, guard: Any) -> APIRouter:
+    """The prediction routes for the runtime's model."""
+    router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(guard)])
+    handler = _PredictHandler(runtime)
+    body = runtime.schemas.request_body()
+
+    @router.post(
+        "/predict",
+        summary=f"Predict with {runtime.card.name} {runtime.card.version}",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": body},
+    )
+    async def predict(request: Request) -> Response:
+        return await handler.predict(request)
+
+    @router.post(
+        "/predict/{label}",
+        summary="Probability of one label for each sample",
+        response_model=LabelProbabilityResponse,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": body},
+    )
+    async def predict_label(request: Request, label: str) -> Response:
+        return await handler.predict_label(request, label)
+
+    return router
+
+
+class _PredictHandler:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.card = runtime.card
+        self.classes: list[str] = list(runtime.card.classes or [])
+        self.class_index = {c: i for i, c in enumerate(self.classes)}
+        self.model = runtime.metrics.model if runtime.metrics is not None else None
+        key = self.settings.input_hash_key
+        self.hash_input = input_hasher(key.get_secret_value().encode() if key else None)
+        self.log_predictions = self.settings.prediction_log
+        self.log_inputs = self.settings.log_inputs
+
+    async def predict(self, request: Request) -> Response:
+        samples, outcome = await self._run(request)
+        request_id = request.scope.get(REQUEST_ID_KEY, "")
+        with _span("serialize"):
+            result = outcome.result
+            predictions: list[dict[str, Any]]
+            if result.probabilities is not None:
+                confidences = result.probabilities.max(axis=1)
+                rows = result.probabilities.tolist()
+                predictions = [
+                    {
+                        "label": label,
+                        "probability": confidence,
+                        "probabilities": dict(zip(self.classes, row, strict=True)),
+                    }
+                    for label, confidence, row in zip(
+                        result.labels.tolist(), confidences.tolist(), rows, strict=True
+                    )
+                ]
+            else:
+                assert result.values is not None
+                confidences = None
+                predictions = [
+                    {"label": str(v), "probability": None, "value": v}
+                    for v in result.values.tolist()
+                ]
+            body = orjson.dumps(
+                {
+                    "predictions": predictions,
+                    "model_name": self.card.name,
+                    "model_version": self.card.version,
+                    "request_id": request_id,
+                }
+            )
+        self._observe(request, samples, result.labels, confidences, request_id)
+        return Response(body, media_type="application/json")
+
+    async def predict_label(self, request: Request, label: str) -> Response:
+        index = self.class_index.get(label)
+        if index is None:
+            if not self.classes:
+                raise ApiError(422, "validation_error", "This model is a regressor: no labels.")
+            raise ApiError(
+                422,
+                "unknown_label",
+                f"Unknown label {label!r}.",
+                {"valid_labels": self.classes},
+            )
+        samples, outcome = await self._run(request)
+        result = outcome.result
+        assert result.probabilities is not None
+        request_id = request.scope.get(REQUEST_ID_KEY, "")
+        body = orjson.dumps(
+            {
+                "label": label,
+                "probabilities": result.probabilities[:, index].tolist(),
+                "model_name": self.card.name,
+                "model_version": self.card.version,
+                "request_id": request_id,
+            }
+        )
+        self._observe(request, samples, result.labels, result.probabilities.max(axis=1), request_id)
+        return Response(body, media_type="application/json")
+
+    async def _run(self, request: Request) -> tuple[Sequence[dict[str, Any]], Outcome]:
+        queue = self.runtime.require_ready()
+        _require_json(request)
+        raw = await _read_body(request, self.settings.max_body_bytes)
+        try:
+            samples = self.runtime.schemas.predict_request.validate_json(raw)["samples"]
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        if len(samples) > self.settings.max_batch_rows:
+            raise ApiError(
+                413,
+                "too_many_samples",
+                f"{len(samples)} samples exceed the limit of {self.settings.max_batch_rows}.",
+                {"max_batch_rows": self.settings.max_batch_rows},
+            )
+        try:
+            outcome = await queue.submit(samples)
+        except Overloaded as exc:
+            raise ApiError(
+                503,
+                "overloaded",
+                "The inference queue is full; retry later.",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+        record_inference_spans(outcome, len(samples))
+        return samples, outcome
+
+    def _observe(
+        self,
+        request: Request,
+        samples: Sequence[dict[str, Any]],
+        labels: np.ndarray,
+        confidences: np.ndarray | None,
+        request_id: str,
+    ) -> None:
+        label_list = labels.tolist()
+        confidence_list = confidences.tolist() if confidences is not None else None
+        if self.model is not None:
+            for label in label_list:
+                self.model.prediction_counter(label).inc()
+            if confidence_list is not None:
+                for confidence in confidence_list:
+                    self.model.confidence.observe(confidence)
+        if not self.log_predictions:
+            return
+        started = request.scope.get(STARTED_KEY)
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3) if started else None
+        for i, sample in enumerate(samples):
+            fields: dict[str, Any] = {
+                "event": "prediction",
+                "request_id": request_id,
+                "model_name": self.card.name,
+                "model_version": self.card.version,
+                "input_hash": self.hash_input(sample),
+                "label": label_list[i],
+                "probability": confidence_list[i] if confidence_list is not None else None,
+                "latency_ms": latency_ms,
+            }
+            if self.log_inputs:
+                fields["inputs"] = sample
+            prediction_logger.info("prediction", extra=fields)
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.partition(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Send the samples as application/json, not {content_type or 'no content type'}.",
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past `limit` bytes (declared or streamed); never buffers more."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The body exceeds the limit of {limit} bytes.",
+        {"max_body_bytes": limit},
+    )
+
+
+def _span(name: str) -> Any:
+    tracer = trace.get_tracer("lucidserve")
+    if trace.get_current_span().is_recording():
+        return tracer.start_as_current_span(name)
+    return _NO_SPAN
+
+
+class _NoSpan:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()

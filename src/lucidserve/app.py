@@ -1,0 +1,185 @@
+"""create_app(settings): wires the service once; the request's path starts here.
+
+middleware (request id, timing, metrics, access log) -> route -> schema -> inference queue ->
+predictor -> response. The card is read at once (it shapes the schemas and /docs); the estimator
+loads and warms up in the background, and /readyz answers 200 only after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
+
+from lucidserve import __version__
+from lucidserve.api.errors import install_error_handlers
+from lucidserve.api.health import health_router
+from lucidserve.api.model import model_router
+from lucidserve.api.predict import predict_router
+from lucidserve.api.security import api_key_guard
+from lucidserve.bundle.schema import build_schemas
+from lucidserve.bundle.store import load_bundle, read_card
+from lucidserve.inference.batcher import InferenceQueue
+from lucidserve.inference.predictor import Predictor
+from lucidserve.observability.metrics import ServiceMetrics, build_metrics
+from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
+from lucidserve.observability.tracing import create_tracer_provider
+from lucidserve.runtime import Runtime
+from lucidserve.settings import Settings
+
+logger = logging.getLogger("lucidserve")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI application for the bundle in `settings.model_dir`."""
+    settings = settings or Settings()
+    card = read_card(settings.model_dir)
+    schemas = build_schemas(
+        card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
+    )
+    metrics, exposition = _metrics(settings, card.name, card.version)
+    runtime = Runtime(
+        settings=settings,
+        card=card,
+        schemas=schemas,
+        metrics=metrics,
+        api_keys=settings.accepted_api_keys(),
+    )
+    provider = create_tracer_provider(card.name, card.version)
+    if provider is not None:
+        trace.set_tracer_provider(provider)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(_load_model(runtime))
+        yield
+        runtime.draining = True
+        runtime.set_ready_gauge()
+        loading.cancel()
+        if runtime.queue is not None:
+            await runtime.queue.stop()
+        if provider is not None:
+            await asyncio.to_thread(provider.shutdown)
+
+    app = FastAPI(
+        title=f"lucidserve: {card.name} {card.version}",
+        version=__version__,
+        description=card.description or "Predictions from a scikit-learn model.",
+        lifespan=lifespan,
+        telemetry={
+            "tracer_provider": provider,
+            "tracing": provider is not None,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    guard = api_key_guard(runtime.api_keys)
+    app.include_router(predict_router(runtime, guard))
+    app.include_router(model_router(runtime, guard))
+    app.include_router(health_router(runtime, exposition))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Server-Timing"],
+        )
+    app.add_middleware(
+        RequestObservabilityMiddleware,
+        metrics=metrics.http if metrics is not None else None,
+        access_log=AccessLogPolicy(
+            sample_ratio=settings.access_log_sample_ratio,
+            slow_seconds=settings.slow_request_seconds,
+        ),
+    )
+    _document_request_schema(app, schemas.openapi_components)
+    return app
+
+
+def _metrics(
+    settings: Settings, model_name: str, model_version: str
+) -> tuple[ServiceMetrics | None, CollectorRegistry | None]:
+    if not settings.metrics_enabled:
+        return None, None
+    exposition = CollectorRegistry()
+    # prometheus_client chose its mode at import from this variable; follow the same choice.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        MultiProcessCollector(exposition)  # type: ignore[no-untyped-call]
+        return build_metrics(None, model_name, model_version), exposition
+    return build_metrics(exposition, model_name, model_version), exposition
+
+
+async def _load_model(runtime: Runtime) -> None:
+    """Load the estimator off the event loop, warm it up, then open the queue."""
+    settings, card = runtime.settings, runtime.card
+    try:
+        bundle = await asyncio.to_thread(load_bundle, settings.model_dir)
+        example = [{f.name: f.example for f in card.features}]
+        await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
+    except Exception as exc:
+        runtime.load_error = str(exc)
+        logger.exception("model failed to load", extra={"event": "model_load_failed"})
+        return
+    model_metrics = runtime.metrics.model if runtime.metrics is not None else None
+    predictor = Predictor(card, bundle.estimator, _drift_observer(runtime))
+    queue = InferenceQueue(
+        predictor,
+        model_metrics,
+        batching=settings.batching,
+        max_rows=settings.batch_max_rows,
+        max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
+        queue_max_rows=settings.queue_max_rows,
+    )
+    queue.start()
+    runtime.queue = queue
+    if model_metrics is not None:
+        model_metrics.info.labels(
+            card.name,
+            card.version,
+            card.task,
+            card.sklearn_version,
+            str(card.drift.get("version", "none")),
+        ).set(1)
+    runtime.set_ready_gauge()
+    logger.info(
+        "model ready",
+        extra={"event": "model_ready", "model_name": card.name, "model_version": card.version},
+    )
+
+
+def _drift_observer(runtime: Runtime) -> Any:
+    return None
+
+
+def _document_request_schema(app: FastAPI, components: dict[str, Any]) -> None:
+    """Add the card-generated request schemas to the OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

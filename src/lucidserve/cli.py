@@ -1,0 +1,150 @@
+"""The `lucidserve` command: serve, train, package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lucidserve import __version__
+
+logger = logging.getLogger("lucidserve")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m lucidserve`."""
+    args = _parser().parse_args(argv)
+    return int(args.run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lucidserve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lucidserve {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve a model bundle over HTTP")
+    serve.add_argument("--host", help="interface to bind (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: CPU limit)")
+    serve.add_argument("--model-dir", type=Path, help="bundle directory (default models/default)")
+    serve.add_argument("--reload", action="store_true", help="single-process dev server")
+    serve.set_defaults(run=_serve)
+
+    train = commands.add_parser("train", help="train a default model on bundled data")
+    train.add_argument("--dataset", choices=["iris", "wine", "breast_cancer"], default="iris")
+    train.add_argument("--out", type=Path, default=Path("models/default"))
+    train.set_defaults(run=_train)
+
+    package = commands.add_parser("package", help="make a bundle from your own fitted model")
+    package.add_argument("model", type=Path, help="fitted estimator (.skops, .joblib or .pkl)")
+    package.add_argument("--reference", type=Path, required=True, help="CSV sample of inputs")
+    package.add_argument("--target", help="column of the CSV holding the true label, if any")
+    package.add_argument("--name", help="model name (default: the file's stem)")
+    package.add_argument("--model-version", default="1.0.0", help="model version")
+    package.add_argument(
+        "--handles-unknown-categories",
+        action="store_true",
+        help="accept categories not seen in the reference data",
+    )
+    package.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    package.set_defaults(run=_package)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from lucidserve.bundle.store import BundleError, load_bundle
+    from lucidserve.observability.logging import configure_logging
+    from lucidserve.settings import Settings
+
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "workers": args.workers,
+            "model_dir": args.model_dir,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"lucidserve: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    pipeline = configure_logging(settings.log_level, asynchronous=False)
+    if not (settings.model_dir / "card.json").exists() and not settings.model_dir.exists():
+        logger.info(
+            "no model bundle found: training the default iris model first",
+            extra={"event": "train_default", "model_dir": str(settings.model_dir)},
+        )
+        from lucidserve.bundle.train import train
+
+        train("iris", settings.model_dir)
+    try:
+        load_bundle(settings.model_dir)  # fail before binding the port, with one clear message
+    except BundleError as exc:
+        logger.error("cannot serve: %s", exc, extra={"event": "bundle_invalid"})
+        pipeline.close()
+        return 1
+    if args.reload:
+        return _serve_reload(settings)
+    from lucidserve.server.gunicorn_app import run
+
+    run(settings)
+    pipeline.close()
+    return 0
+
+
+def _serve_reload(settings: object) -> int:
+    import uvicorn
+
+    from lucidserve.settings import Settings
+
+    assert isinstance(settings, Settings)
+    # The reloader imports the app in a child process, which reads its settings from here.
+    os.environ["LUCIDSERVE_MODEL_DIR"] = str(settings.model_dir)
+    uvicorn.run(
+        "lucidserve.server.dev:create_dev_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=True,
+        reload_dirs=[str(Path(__file__).parent)],
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lucidserve.bundle.train import train
+
+    card = train(args.dataset, args.out)
+    print(f"trained {card.name} {card.version} into {args.out}: {card.metrics}")
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from lucidserve.bundle.package import package
+    from lucidserve.bundle.store import BundleError
+
+    try:
+        card = package(
+            args.model,
+            args.reference,
+            args.out,
+            target=args.target,
+            name=args.name,
+            version=args.model_version,
+            handles_unknown_categories=args.handles_unknown_categories,
+        )
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"lucidserve package: {exc}", file=sys.stderr)
+        return 1
+    print(f"packaged {card.name} {card.version} into {args.out} ({card.task})")
+    return 0

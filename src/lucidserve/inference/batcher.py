@@ -1,0 +1,214 @@
+"""Adaptive micro-batching: rows of concurrent requests share one estimator call.
+
+When the model is free the consumer takes whatever is queued at once, so an idle service adds no
+wait; under load the queue fills while the model is busy and the next call takes up to
+`max_rows` rows. An optional `max_wait` holds a partial batch open a little longer. The queue is
+bounded in rows: past the bound, `submit` raises `Overloaded` and the caller answers 503.
+
+Inference runs on one dedicated thread, off the event loop, so probes and /metrics keep answering.
+If a batched call fails, each request of the batch is retried alone, so one request's bad input
+never fails another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from lucidserve.inference.predictor import BatchResult, Predictor, Sample
+from lucidserve.observability.metrics import ModelMetrics
+
+
+class Overloaded(Exception):  # noqa: N818 - a condition, not a failure
+    """The inference queue is full; the request should be retried later."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the inference queue is full")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's share of a batch, with where its time went."""
+
+    result: BatchResult
+    enqueued: float
+    started: float
+    finished: float
+    batch_rows: int
+
+
+@dataclass
+class _Pending:
+    samples: Sequence[Sample]
+    future: asyncio.Future[Outcome]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class InferenceQueue:
+    """Coalesces concurrent requests into batched predictions (or predicts each alone)."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        metrics: ModelMetrics | None,
+        *,
+        batching: bool,
+        max_rows: int,
+        max_wait_seconds: float,
+        queue_max_rows: int,
+    ) -> None:
+        self._predictor = predictor
+        self._metrics = metrics
+        self._batching = batching
+        self._max_rows = max_rows
+        self._max_wait = max_wait_seconds
+        self._queue_max_rows = queue_max_rows
+        self._pending: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._consumer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the consumer task (call from the running event loop)."""
+        if self._batching and self._consumer is None:
+            self._consumer = asyncio.get_running_loop().create_task(self._consume())
+
+    async def stop(self) -> None:
+        """Finish queued work, then stop the consumer and the inference thread."""
+        while self._pending:
+            await asyncio.sleep(0.01)
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+        self._executor.shutdown(wait=True)
+
+    def predict_now(self, samples: Sequence[Sample]) -> BatchResult:
+        """Predict synchronously on the caller's thread (warm-up only)."""
+        return self._predictor.predict(samples)
+
+    async def submit(self, samples: Sequence[Sample]) -> Outcome:
+        """Queue `samples` and wait for their predictions."""
+        rows = len(samples)
+        if self._queued_rows + rows > self._queue_max_rows and self._queued_rows > 0:
+            if self._metrics is not None:
+                self._metrics.shed.inc()
+            raise Overloaded(retry_after=1)
+        self._queued_rows += rows
+        self._set_queue_gauge()
+        try:
+            if not self._batching:
+                return await self._predict_alone(samples)
+            pending = _Pending(samples, asyncio.get_running_loop().create_future())
+            self._pending.append(pending)
+            self._wakeup.set()
+            return await pending.future
+        finally:
+            self._queued_rows -= rows
+            self._set_queue_gauge()
+
+    async def _predict_alone(self, samples: Sequence[Sample]) -> Outcome:
+        enqueued = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        started, result, finished = await loop.run_in_executor(self._executor, self._timed, samples)
+        self._record(len(samples), started - enqueued, result)
+        return Outcome(result, enqueued, started, finished, len(samples))
+
+    def _timed(self, samples: Sequence[Sample]) -> tuple[float, BatchResult, float]:
+        started = time.perf_counter()
+        result = self._predictor.predict(samples)
+        return started, result, time.perf_counter()
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = self._take()
+            if self._max_wait > 0 and self._rows(batch) < self._max_rows:
+                await asyncio.sleep(self._max_wait)
+                batch.extend(self._take(self._max_rows - self._rows(batch)))
+            samples = [s for p in batch for s in p.samples]
+            try:
+                started, result, finished = await loop.run_in_executor(
+                    self._executor, self._timed, samples
+                )
+            except Exception:
+                if self._metrics is not None:
+                    self._metrics.errors.inc()
+                await self._retry_alone(batch)
+                continue
+            self._deliver(batch, started, result, finished)
+
+    def _take(self, limit: int | None = None) -> list[_Pending]:
+        budget = self._max_rows if limit is None else limit
+        batch: list[_Pending] = []
+        rows = 0
+        while self._pending:
+            size = len(self._pending[0].samples)
+            if batch and rows + size > budget:
+                break
+            if not batch and limit is not None and size > budget:
+                break
+            batch.append(self._pending.popleft())
+            rows += size
+        return batch
+
+    @staticmethod
+    def _rows(batch: list[_Pending]) -> int:
+        return sum(len(p.samples) for p in batch)
+
+    def _deliver(
+        self, batch: list[_Pending], started: float, result: BatchResult, finished: float
+    ) -> None:
+        rows = self._rows(batch)
+        offset = 0
+        for pending in batch:
+            size = len(pending.samples)
+            share = result.select(offset, offset + size)
+            offset += size
+            self._record_queue(started - pending.enqueued)
+            if not pending.future.done():
+                outcome = Outcome(share, pending.enqueued, started, finished, rows)
+                pending.future.set_result(outcome)
+        self._record_batch(rows, result)
+
+    async def _retry_alone(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        for pending in batch:
+            try:
+                started, result, finished = await loop.run_in_executor(
+                    self._executor, self._timed, pending.samples
+                )
+            except Exception as exc:
+                if len(batch) > 1 and self._metrics is not None:
+                    self._metrics.errors.inc()
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+                continue
+            self._deliver([pending], started, result, finished)
+
+    def _record(self, rows: int, queued: float, result: BatchResult) -> None:
+        self._record_queue(queued)
+        self._record_batch(rows, result)
+
+    def _record_queue(self, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_duration.observe(seconds)
+
+    def _record_batch(self, rows: int, result: BatchResult) -> None:
+        if self._metrics is not None:
+            self._metrics.batch_rows.observe(rows)
+            self._metrics.inference_duration.observe(result.inference_seconds)
+
+    def _set_queue_gauge(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_rows.set(self._queued_rows)

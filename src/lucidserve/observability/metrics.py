@@ -1,0 +1,180 @@
+"""Every Prometheus metric object of the service, defined here and nowhere else.
+
+Names follow ../shared/ARCHITECTURE.md (OpenTelemetry HTTP semantic conventions where they exist).
+Dashboards and alert rules are checked against these names by tests.
+
+Multiprocess mode is chosen by prometheus_client itself at import, from PROMETHEUS_MULTIPROC_DIR
+(the server sets it before any worker imports this module, see server/multiprocess.py). In that
+mode every Gauge states how values from several workers combine (`multiprocess_mode`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Sub-millisecond to 10 s: a fast model answers in a few ms, a slow dependency shows up at the top.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+MODEL_LABELS = ("model_name", "model_version")
+
+
+@dataclass
+class HttpMetrics:
+    """Request metrics, with label children cached per (method, route, status)."""
+
+    duration: Histogram
+    active: Gauge
+    _durations: dict[tuple[str, str, int], Histogram] = field(default_factory=dict)
+    _actives: dict[str, Gauge] = field(default_factory=dict)
+
+    def duration_child(self, method: str, route: str, status: int) -> Histogram:
+        key = (method, route, status)
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = self.duration.labels(method, route, str(status))
+        return child
+
+    def active_child(self, method: str) -> Gauge:
+        child = self._actives.get(method)
+        if child is None:
+            child = self._actives[method] = self.active.labels(method)
+        return child
+
+
+@dataclass
+class ModelMetrics:
+    """Model metrics, already bound to this model's name and version."""
+
+    name: str
+    version: str
+    info: Gauge
+    ready: Gauge
+    inference_duration: Histogram
+    queue_duration: Histogram
+    batch_rows: Histogram
+    queue_rows: Gauge
+    confidence: Histogram
+    shed: Counter
+    errors: Counter
+    predictions: Counter
+    drift_observations: Counter
+    _labels: dict[str, Counter] = field(default_factory=dict)
+    _drift: dict[tuple[str, str], Counter] = field(default_factory=dict)
+
+    def prediction_counter(self, label: str) -> Counter:
+        child = self._labels.get(label)
+        if child is None:
+            child = self._labels[label] = self.predictions.labels(self.name, self.version, label)
+        return child
+
+    def drift_counter(self, feature: str, bin_label: str) -> Counter:
+        key = (feature, bin_label)
+        child = self._drift.get(key)
+        if child is None:
+            child = self._drift[key] = self.drift_observations.labels(
+                self.name, self.version, feature, bin_label
+            )
+        return child
+
+
+@dataclass
+class ServiceMetrics:
+    """The service's metric objects, built once per process by `build_metrics`."""
+
+    http: HttpMetrics
+    model: ModelMetrics
+
+
+def build_metrics(
+    registry: CollectorRegistry | None, model_name: str, model_version: str
+) -> ServiceMetrics:
+    """Create every metric object, registered in `registry`.
+
+    In multiprocess mode pass None: values live in the workers' files and /metrics reads them all.
+    """
+    reg = registry
+
+    def model_histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+        metric = Histogram(name, doc, MODEL_LABELS, buckets=buckets, registry=reg)
+        return metric.labels(model_name, model_version)
+
+    def model_counter(name: str, doc: str) -> Counter:
+        return Counter(name, doc, MODEL_LABELS, registry=reg).labels(model_name, model_version)
+
+    def model_gauge(name: str, doc: str, mode: str) -> Gauge:
+        gauge = Gauge(name, doc, MODEL_LABELS, registry=reg, multiprocess_mode=mode)  # type: ignore[arg-type]
+        return gauge.labels(model_name, model_version)
+
+    http = HttpMetrics(
+        duration=Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests, to the last byte of the response.",
+            ("http_request_method", "http_route", "http_response_status_code"),
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        active=Gauge(
+            "http_server_active_requests",
+            "Number of HTTP server requests in flight.",
+            ("http_request_method",),
+            registry=reg,
+            multiprocess_mode="livesum",
+        ),
+    )
+    model = ModelMetrics(
+        name=model_name,
+        version=model_version,
+        info=Gauge(
+            "model_info",
+            "The served model; always 1. Labels carry its identity.",
+            (*MODEL_LABELS, "task", "sklearn_version", "reference_version"),
+            registry=reg,
+            multiprocess_mode="livemax",
+        ),
+        ready=model_gauge(
+            "model_ready", "1 when the model is loaded and warmed up, 0 otherwise.", "livemin"
+        ),
+        inference_duration=model_histogram(
+            "model_inference_duration_seconds",
+            "Duration of one predict_proba call on a batch.",
+            LATENCY_BUCKETS,
+        ),
+        queue_duration=model_histogram(
+            "model_queue_duration_seconds",
+            "Time a request's rows waited in the batching queue before inference began.",
+            LATENCY_BUCKETS,
+        ),
+        batch_rows=model_histogram(
+            "model_batch_rows", "Rows per predict_proba call.", BATCH_ROWS_BUCKETS
+        ),
+        queue_rows=model_gauge(
+            "model_queue_rows", "Rows waiting for inference in the batching queue.", "livesum"
+        ),
+        confidence=model_histogram(
+            "model_prediction_confidence",
+            "Probability of the predicted label, per predicted sample.",
+            CONFIDENCE_BUCKETS,
+        ),
+        shed=model_counter(
+            "model_requests_shed", "Requests refused with 503 because the inference queue was full."
+        ),
+        errors=model_counter("model_inference_errors", "Inference calls that raised an exception."),
+        predictions=Counter(
+            "model_predictions",
+            "Predicted samples by predicted label.",
+            (*MODEL_LABELS, "label"),
+            registry=reg,
+        ),
+        drift_observations=Counter(
+            "model_drift_observations",
+            "Observed samples per drift bin of each feature (and of the prediction).",
+            (*MODEL_LABELS, "feature", "bin"),
+            registry=reg,
+        ),
+    )
+    return ServiceMetrics(http=http, model=model)

@@ -1,0 +1,194 @@
+"""Request middleware (pure ASGI): request id, Server-Timing, request metrics, access log.
+
+One closure per request with an idempotent `finish()`: the duration (to the last body byte), the
+route template and the status are recorded exactly once, whatever path the request takes. FastAPI's
+native OpenTelemetry wraps this middleware, so the server span is current here: the access line
+and the histogram exemplar carry its trace id.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lucidserve.observability.metrics import HttpMetrics
+
+REQUEST_ID_KEY = "lucidserve.request_id"
+STARTED_KEY = "lucidserve.started"
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
+)
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_CLIENT_CLOSED = 499  # nginx's convention for a request the client abandoned
+access_logger = logging.getLogger("lucidserve.access")
+error_logger = logging.getLogger("lucidserve.error")
+
+
+@dataclass(frozen=True)
+class AccessLogPolicy:
+    """Which access lines to write: all errors and slow requests, a sample of the rest."""
+
+    sample_ratio: float
+    slow_seconds: float
+
+    def keep(self, status: int, seconds: float) -> bool:
+        if status >= 400 or seconds >= self.slow_seconds:
+            return True
+        return self.sample_ratio >= 1.0 or random.random() < self.sample_ratio  # noqa: S311
+
+
+class RequestObservabilityMiddleware:
+    """Wraps the application; see the module docstring."""
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: HttpMetrics | None, access_log: AccessLogPolicy
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
+        scope[STARTED_KEY] = started
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
+        active = self.metrics.active_child(method) if self.metrics is not None else None
+        if active is not None:
+            active.inc()
+        status = 0
+        response_started = False
+        disconnected = False
+        finished = False
+
+        def finish() -> None:
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            seconds = time.perf_counter() - started
+            final = status or (_CLIENT_CLOSED if disconnected else 500)
+            route = _route_template(scope)
+            span_context = _recording_span_context()
+            if self.metrics is not None:
+                child = self.metrics.duration_child(method, route, final)
+                if span_context is not None and span_context.trace_flags.sampled:
+                    child.observe(seconds, {"trace_id": format(span_context.trace_id, "032x")})
+                else:
+                    child.observe(seconds)
+                if active is not None:
+                    active.dec()
+            if self.access_log.keep(final, seconds):
+                _log_access(scope, method, route, final, seconds, request_id)
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                elapsed_ms = (time.perf_counter() - started) * 1000.0
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers.append((b"server-timing", f"app;dur={elapsed_ms:.3f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()
+
+        async def receive_observed() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        try:
+            await self.app(scope, receive_observed, send_observed)
+        except Exception as exc:
+            _record_on_span(exc)
+            error_logger.exception(
+                "unhandled error", extra={"event": "error", "request_id": request_id}
+            )
+            if not response_started and not disconnected:
+                await _send_internal_error(send_observed, request_id)
+        finally:
+            finish()
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
+            return str(value.decode("latin-1"))
+    return uuid.uuid4().hex
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) if route is not None else None
+    return template if isinstance(template, str) else "unmatched"
+
+
+def _recording_span_context() -> trace.SpanContext | None:
+    span = trace.get_current_span()
+    return span.get_span_context() if span.is_recording() else None
+
+
+def _record_on_span(exc: Exception) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+
+
+def _log_access(
+    scope: Scope, method: str, route: str, status: int, seconds: float, request_id: str
+) -> None:
+    client = scope.get("client")
+    fields: dict[str, Any] = {
+        "event": "access",
+        "request_id": request_id,
+        "http_request_method": method,
+        "http_route": route,
+        "url_path": scope["path"],
+        "http_response_status_code": status,
+        "latency_ms": round(seconds * 1000.0, 3),
+        "client_address": client[0] if client else None,
+    }
+    level = logging.ERROR if status >= 500 else logging.INFO
+    access_logger.log(level, "request", extra=fields)
+
+
+async def _send_internal_error(send: Send, request_id: str) -> None:
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "internal_error",
+                "message": "The server failed to handle this request.",
+                "details": None,
+            },
+            "request_id": request_id,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,49 @@
+"""What a serving process holds at run time: the card, the model behind its queue, the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lucidserve.api.errors import ApiError
+from lucidserve.bundle.card import ModelCard
+from lucidserve.bundle.schema import RequestSchemas
+from lucidserve.inference.batcher import InferenceQueue
+from lucidserve.observability.metrics import ServiceMetrics
+from lucidserve.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Shared by the routes of one process. `queue` is set once the model is loaded and warm."""
+
+    settings: Settings
+    card: ModelCard
+    schemas: RequestSchemas
+    metrics: ServiceMetrics | None
+    api_keys: tuple[bytes, ...]
+    queue: InferenceQueue | None = None
+    drift: Any = None
+    draining: bool = False
+    load_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.queue is not None and not self.draining
+
+    def require_ready(self) -> InferenceQueue:
+        """The inference queue, or a 503 while loading or draining."""
+        if self.queue is None or self.draining:
+            state = "draining" if self.draining else "loading"
+            raise ApiError(
+                503,
+                "unavailable",
+                f"The model is not ready ({state}).",
+                headers={"Retry-After": "1"},
+            )
+        return self.queue
+
+    def set_ready_gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.model.ready.set(1 if self.ready else 0)

@@ -1,0 +1,91 @@
+"""`lucidserve serve`: gunicorn managing uvicorn workers, configured from Settings.
+
+Each worker builds its own app after fork (no preload): the tracer provider, the log listener
+thread and the inference thread must not cross a fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from lucidserve.observability.logging import ForwardToRoot, LogPipeline, configure_logging
+from lucidserve.server import multiprocess
+from lucidserve.settings import Settings
+
+_pipeline = LogPipeline()
+
+
+class JsonGunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, forwarding to the root JSON handler; its access log is off."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self.error_log.handlers = [ForwardToRoot()]
+        self.error_log.propagate = False
+        self.access_log.handlers = []
+        self.access_log.disabled = True
+
+
+class LucidServeApplication(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application whose configuration comes from Settings, not a config file."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.workers = workers
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bind": [f"{s.host}:{s.port}"],
+            "workers": self.workers,
+            "worker_class": "lucidserve.server.worker.LucidWorker",
+            "graceful_timeout": s.graceful_timeout,
+            "timeout": s.timeout,
+            "keepalive": s.keepalive,
+            "control_socket_disable": True,
+            "logger_class": JsonGunicornLogger,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": s.log_level.lower(),
+            "post_fork": _post_fork,
+            "worker_exit": _worker_exit,
+            "child_exit": _child_exit,
+        }
+        if s.worker_tmp_dir is not None:
+            options["worker_tmp_dir"] = str(s.worker_tmp_dir)
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from lucidserve.app import create_app
+
+        return create_app(self.settings)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    global _pipeline
+    _pipeline = configure_logging(server.cfg.loglevel.upper(), asynchronous=True)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    logging.getLogger("lucidserve").info("worker exiting", extra={"event": "worker_exit"})
+    _pipeline.close()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    multiprocess.worker_exited(worker.pid)
+
+
+def run(settings: Settings) -> None:
+    """Serve until a shutdown signal; the process exits 0 after a graceful drain."""
+    workers = settings.effective_workers()
+    if workers > 1:
+        multiprocess.prepare(settings.multiproc_dir)
+    else:
+        multiprocess.disable()
+    LucidServeApplication(settings, workers).run()

@@ -1,0 +1,47 @@
+"""prometheus_client's multiprocess mode, decided here and only here.
+
+With more than one worker, every worker writes its metric values to memory-mapped files in one
+directory and /metrics (answered by any worker) merges them. The directory must be set before
+prometheus_client is imported by a worker, wiped at start (stale files would add old counts),
+and a dead worker's live gauges removed (`mark_process_dead`). With one worker none of this runs.
+
+Limits of the mode (prometheus_client's): no Info or Enum metrics, every Gauge needs an explicit
+multiprocess_mode, and exemplars are not stored in the files (lucidserve's exemplar store
+re-attaches them, see observability/exemplars.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare(directory: Path | None) -> Path:
+    """Create (or empty) the multiprocess directory and export it for the workers."""
+    path = directory or Path(tempfile.mkdtemp(prefix="lucidserve-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    # prometheus_client reads this at import, in every worker: it must be in the environment.
+    os.environ[ENV] = str(path)
+    return path
+
+
+def disable() -> None:
+    """One worker: plain in-process metrics, whatever the inherited environment says."""
+    os.environ.pop(ENV, None)
+
+
+def worker_exited(pid: int) -> None:
+    """Forget a dead worker's live gauges (its counters stay: counts are never lost)."""
+    if os.environ.get(ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

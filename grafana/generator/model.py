@@ -1,0 +1,228 @@
+"""The Model dashboard: inference, predictions and input drift of the served model."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models import dashboard
+
+from .layout import PanelBuilder, Section, build_dashboard
+from .objectives import Objectives, milliseconds
+from .panels import Query, Step, heatmap, info_table, stat, timeseries
+from .promql import MODEL, mean, quantile, rate, summed
+
+UID = "lucidserve-model"
+PSI_STEPS = [Step(None, "green"), Step(0.1, "orange"), Step(0.25, "red")]
+
+
+def model_dashboard(objectives: Objectives) -> dashboard.Dashboard:
+    """Inference latency and queueing, batches, predictions, confidence, shedding and drift."""
+    return build_dashboard(
+        UID,
+        "lucidserve / Model",
+        "What the model does: inference time, queueing and batching, the predictions it makes "
+        "and how confident it is, load it sheds, and how far live inputs drift from the "
+        "training data.",
+        [
+            Section(
+                "Inference",
+                [_inference_latency(objectives), _queue_time(), _batch_size(), _shed_requests()],
+            ),
+            Section("Predictions", [_prediction_share(), _confidence(), _model_info()]),
+            Section(
+                "Drift",
+                [
+                    _fleet_psi(),
+                    _replica_psi(),
+                    _pvalues(),
+                    _window_observations(),
+                    _insufficient_data(),
+                ],
+            ),
+        ],
+    )
+
+
+def _inference_latency(objectives: Objectives) -> PanelBuilder:
+    def q(value: float) -> str:
+        return quantile(value, "model_inference_duration_seconds", MODEL)
+
+    return timeseries(
+        "Inference latency p50 / p90 / p99",
+        "Time the estimator spends in predict per batch, interpolated from the histogram. "
+        f"The alert fires when p99 stays above {milliseconds(objectives.latency_threshold)} "
+        "(dashed line, the request latency objective) for 10 minutes.",
+        "s",
+        [Query(q(0.5), "p50"), Query(q(0.9), "p90"), Query(q(0.99), "p99", exemplar=True)],
+        width=6,
+        thresholds=[Step(None, "green"), Step(objectives.latency_threshold, "red")],
+        minimum=0,
+    )
+
+
+def _queue_time() -> PanelBuilder:
+    def q(value: float) -> str:
+        return quantile(value, "model_queue_duration_seconds", MODEL)
+
+    return timeseries(
+        "Queue time p50 / p99",
+        "Time a request waits for the inference worker before its batch runs (with batching "
+        "on, part of this is the deliberate wait to fill a batch).",
+        "s",
+        [Query(q(0.5), "p50"), Query(q(0.99), "p99")],
+        width=6,
+        minimum=0,
+    )
+
+
+def _batch_size() -> PanelBuilder:
+    return timeseries(
+        "Batch size",
+        "Rows per call to the estimator: the mean and the 90th percentile. Larger batches "
+        "amortise the per-call overhead; a mean near the configured maximum means the batcher "
+        "is saturated.",
+        "short",
+        [
+            Query(mean("model_batch_rows", MODEL), "mean"),
+            Query(quantile(0.9, "model_batch_rows", MODEL), "p90"),
+        ],
+        width=6,
+        axis_label="rows",
+        minimum=0,
+    )
+
+
+def _shed_requests() -> PanelBuilder:
+    return timeseries(
+        "Shed requests",
+        "Requests refused with 503 and Retry-After because the inference queue was full. "
+        "Sustained shedding for 10 minutes raises LucidserveLoadShedding.",
+        "reqps",
+        [
+            Query(
+                summed(rate("model_requests_shed_total", MODEL), "model_name", "model_version")
+                + " or vector(0)",
+                "{{model_name}} {{model_version}}",
+            )
+        ],
+        width=6,
+        minimum=0,
+    )
+
+
+def _prediction_share() -> PanelBuilder:
+    by_label = summed(rate("model_predictions_total", MODEL), "label")
+    total = summed(rate("model_predictions_total", MODEL))
+    return timeseries(
+        "Predictions by label (share)",
+        "Share of each predicted label among all predictions over time. A shift here without "
+        "a change in inputs points at the model; with one, at the traffic.",
+        "percentunit",
+        [Query(f"{by_label} / ignoring (label) group_left () {total}", "{{label}}")],
+        width=9,
+        stack_percent=True,
+    )
+
+
+def _confidence() -> PanelBuilder:
+    return heatmap(
+        "Prediction confidence",
+        "Distribution of the probability of the predicted label. Mass moving towards low "
+        "confidence means the model sees inputs unlike its training data.",
+        "percentunit",
+        Query(summed(rate("model_prediction_confidence_bucket", MODEL), "le"), "{{le}}"),
+        width=9,
+    )
+
+
+def _model_info() -> PanelBuilder:
+    return info_table(
+        "Model and reference version",
+        "The model each job serves (model_info): name and version. The drift reference ships "
+        "inside the bundle, so it has the model's version; a new bundle means a new reference.",
+        Query(f"model_info{{{MODEL}}}"),
+        width=6,
+        height=8,
+    )
+
+
+def _fleet_psi() -> PanelBuilder:
+    return timeseries(
+        "Drift PSI per feature (fleet, last hour)",
+        "Population Stability Index of each feature and of the prediction (__prediction__) "
+        "over the last hour, from the bin counters of all replicas (recording rule "
+        "model:drift_psi:window1h). Below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 "
+        "drift: LucidserveModelDrift fires after 30 minutes with enough observations.",
+        "none",
+        [Query(f"max by (feature) (model:drift_psi:window1h{{{MODEL}}})", "{{feature}}")],
+        width=12,
+        thresholds=PSI_STEPS,
+        minimum=0,
+    )
+
+
+def _replica_psi() -> PanelBuilder:
+    return timeseries(
+        "Drift PSI per feature (worst replica, service window)",
+        "PSI each replica computes itself over its own drift window (model_drift_psi), the "
+        "highest across replicas. It reacts to one replica's traffic; the fleet panel is what "
+        "alerts.",
+        "none",
+        [Query(f"max by (feature) (model_drift_psi{{{MODEL}}})", "{{feature}}")],
+        width=12,
+        thresholds=PSI_STEPS,
+        minimum=0,
+    )
+
+
+def _pvalues() -> PanelBuilder:
+    return timeseries(
+        "Drift test p-values",
+        "p-value of each feature's two-sample test against the reference (lowest across "
+        "replicas). Small values (below the dashed 0.01) say the live distribution differs; "
+        "with much traffic even a harmless shift is significant, so read them with the PSI.",
+        "none",
+        [Query(f"min by (feature) (model_drift_pvalue{{{MODEL}}})", "{{feature}}")],
+        width=8,
+        thresholds=[Step(None, "red"), Step(0.01, "green")],
+        minimum=0,
+    )
+
+
+def _window_observations() -> PanelBuilder:
+    return timeseries(
+        "Observations in the drift window",
+        "Observations each feature's drift statistics rest on: per replica window summed over "
+        "replicas, and the fleet's last hour (the alert needs at least 200).",
+        "short",
+        [
+            Query(
+                f"sum by (feature) (model_drift_window_observations{{{MODEL}}})",
+                "{{feature}} (replica windows)",
+            ),
+            Query(
+                f"sum by (feature) (model:drift_observations:window1h{{{MODEL}}})",
+                "{{feature}} (fleet, 1h)",
+            ),
+        ],
+        width=10,
+        minimum=0,
+    )
+
+
+def _insufficient_data() -> PanelBuilder:
+    return stat(
+        "Features short of data",
+        "Features whose drift window holds fewer observations than the minimum "
+        "(model_drift_insufficient_data) on at least one replica: their PSI and p-value are "
+        "not meaningful there yet.",
+        "short",
+        [
+            Query(
+                f"count(max by (feature) (model_drift_insufficient_data{{{MODEL}}}) == 1) "
+                "or vector(0)"
+            )
+        ],
+        thresholds=[Step(None, "green"), Step(1, "orange")],
+        width=6,
+        height=8,
+        decimals=0,
+    )

@@ -210,7 +210,7 @@ def test_every_action_is_pinned_to_a_commit_with_its_version_beside_it() -> None
 
 def test_the_test_job_runs_ci_run_which_is_make_test() -> None:
     runs = [step["run"].strip() for step in JOBS["test"]["steps"] if "run" in step]
-    assert ".ci/run" in runs
+    assert "bash .ci/run" in runs, "the CI entry point itself, as the workplace's CI runs it"
     ci_run = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert ci_run[-1] == "make test"
     assert "sudo make system-deps" in runs, "the suite's Debian packages, installed as root"

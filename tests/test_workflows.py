@@ -122,6 +122,7 @@ def test_zizmor_finds_nothing_above_informational() -> None:
         timeout=120,
         check=False,
     )
+    assert done.stdout.strip(), done.stderr[-2000:]
     findings = json.loads(done.stdout)
     serious = [
         f"{f['ident']} ({f['determinations']['severity']}): {f['desc']} at "

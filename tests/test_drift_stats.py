@@ -18,7 +18,9 @@ def scipy_psi(counts: np.ndarray, reference: np.ndarray, epsilon: float) -> floa
     """PSI as the symmetrised relative entropy of the clamped proportions."""
     observed = np.clip(counts / counts.sum(), epsilon, None)
     expected = np.clip(reference, epsilon, None)
-    return float(np.sum(special.rel_entr(observed, expected) + special.rel_entr(expected, observed)))
+    return float(
+        np.sum(special.rel_entr(observed, expected) + special.rel_entr(expected, observed))
+    )
 
 
 def scipy_pvalue(counts: np.ndarray, reference: np.ndarray, epsilon: float) -> float:

@@ -77,7 +77,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"lucidserve: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     pipeline = configure_logging(settings.log_level, asynchronous=False)
-    if not (settings.model_dir / "card.json").exists() and not settings.model_dir.exists():
+    default_dir = Settings.model_fields["model_dir"].default
+    if settings.model_dir == default_dir and not settings.model_dir.exists():
+        # Only the default location is trained on demand; a configured bundle must exist.
         logger.info(
             "no model bundle found: training the default iris model first",
             extra={"event": "train_default", "model_dir": str(settings.model_dir)},

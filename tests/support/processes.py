@@ -59,7 +59,7 @@ class ManagedProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
 

@@ -38,7 +38,8 @@ def test_model_exception_is_a_bare_500_and_the_service_goes_on(faulty: Service) 
     body = assert_error(
         faulty.client.post("/v1/predict", json={"samples": [{"x": 666.0}]}), 500, "internal_error"
     )
-    assert "666" not in str(body) and "Traceback" not in str(body)
+    assert "666" not in str(body)
+    assert "Traceback" not in str(body)
     assert faulty.client.post("/v1/predict", json={"samples": [{"x": 1.0}]}).status_code == 200
     wait_until(
         lambda: any('"unhandled error"' in line for line in faulty.log_lines()),
@@ -140,7 +141,7 @@ def test_bad_bundle_stops_start_up_before_binding(
         (bundle / "card.json").write_text("{not json")
     result = subprocess.run(
         [str(BIN / "lucidserve"), "serve", "--port", "1", "--model-dir", str(bundle)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stdout.splitlines() if '"bundle_invalid"' in line]

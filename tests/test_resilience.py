@@ -57,7 +57,7 @@ def test_one_bad_request_in_a_batch_does_not_fail_the_others(faulty: Service) ->
         first = pool.submit(faulty.client.post, "/v1/predict", json=bodies[0])
         time.sleep(0.1)  # the slow request occupies the model, so the next two queue together
         rest = [pool.submit(faulty.client.post, "/v1/predict", json=b) for b in bodies[1:]]
-        statuses = [first.result().status_code] + [r.result().status_code for r in rest]
+        statuses = [first.result().status_code, *(r.result().status_code for r in rest)]
     assert statuses == [200, 500, 200]
 
 

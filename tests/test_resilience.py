@@ -49,10 +49,7 @@ def test_model_exception_is_a_bare_500_and_the_service_goes_on(faulty: Service) 
 
 
 def test_one_bad_request_in_a_batch_does_not_fail_the_others(faulty: Service) -> None:
-    bodies = [{"samples": [{"x": 777.0}]}] + [
-        {"samples": [{"x": 666.0}]},
-        {"samples": [{"x": 9.0}]},
-    ]
+    bodies = [{"samples": [{"x": 777.0}]}, {"samples": [{"x": 666.0}]}, {"samples": [{"x": 9.0}]}]
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         first = pool.submit(faulty.client.post, "/v1/predict", json=bodies[0])
         time.sleep(0.1)  # the slow request occupies the model, so the next two queue together

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from loadtest.payloads import Sample
@@ -17,7 +18,7 @@ class InvalidRequest:
 
     case: str
     path: str
-    body: bytes
+    body: str
     content_type: str
     expected: frozenset[int]
 
@@ -36,7 +37,7 @@ def invalid_requests(sample: Sample) -> tuple[InvalidRequest, ...]:
         ("wrong type", "/v1/predict", _samples(wrong_type), JSON, {422}),
         ("empty batch", "/v1/predict", _samples(), JSON, {422}),
         ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, {422}),
-        ("malformed JSON", "/v1/predict", b'{"samples": [', JSON, {400, 422}),
+        ("malformed JSON", "/v1/predict", '{"samples": [', JSON, {400, 422}),
         ("wrong content type", "/v1/predict", _samples(sample), "text/plain", {415}),
         ("unknown route", "/v1/predictions", _samples(sample), JSON, {404}),
     ]
@@ -46,5 +47,5 @@ def invalid_requests(sample: Sample) -> tuple[InvalidRequest, ...]:
     )
 
 
-def _samples(*samples: Sample | dict[str, object]) -> bytes:
-    return json.dumps({"samples": list(samples)}).encode()
+def _samples(*samples: Mapping[str, object]) -> str:
+    return json.dumps({"samples": list(samples)})

@@ -61,7 +61,6 @@ class ReleaseShape(LoadTestShape):
         )
 
 
-@events.quitting.add_listener
 def enforce_limits(environment: Any, **_kwargs: Any) -> None:
     """Set the exit code from the limits: 1 when one is exceeded, else 0.
 
@@ -92,3 +91,4 @@ def enforce_limits(environment: Any, **_kwargs: Any) -> None:
 
 events.init_command_line_parser.add_listener(add_arguments)
 events.init.add_listener(select_populations)
+events.quitting.add_listener(enforce_limits)

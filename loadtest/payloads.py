@@ -39,7 +39,10 @@ FALLBACK_TEXT_LENGTH = 200  # longest text generated for a card without a drift 
 class FeatureSampler(Protocol):
     """Draws values of one feature."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The feature's name in a sample."""
+        ...
 
     def draw(self, rng: Random) -> Value:
         """One value of the feature."""
@@ -131,6 +134,7 @@ class PayloadModel:
     classes: tuple[str, ...]
     samplers: tuple[FeatureSampler, ...]
     drifted_feature: str | None = None
+    source: str = "the drift reference"
 
     @classmethod
     def from_card(
@@ -142,15 +146,23 @@ class PayloadModel:
         `drift.features`. Features without one are generated from their spec.
         """
         if reference is None:
-            reference = card.get("drift", {}).get("features", {}) or {}
+            reference = (card.get("drift") or {}).get("features") or {}
         samplers = tuple(
             _sampler(feature, reference.get(feature["name"])) for feature in card["features"]
         )
+        covered = sum(feature["name"] in reference for feature in card["features"])
         return cls(
             name=str(card["name"]),
             version=str(card["version"]),
             classes=tuple(str(c) for c in card.get("classes") or ()),
             samplers=samplers,
+            source=(
+                "the drift reference"
+                if covered == len(samplers)
+                else "the drift reference and the features' ranges"
+                if covered
+                else "the features' ranges, categories and lengths"
+            ),
         )
 
     @property

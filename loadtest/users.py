@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from random import Random
 from typing import Any, ClassVar
 
-from gevent.lock import Semaphore
+from gevent.lock import Semaphore  # type: ignore[import-untyped]
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
@@ -30,6 +31,7 @@ from loadtest.validation import (
 )
 
 CARD_PATH = "/v1/model"
+logger = logging.getLogger("loadtest")
 
 
 class ServedModel:
@@ -186,7 +188,7 @@ def select_populations(environment: Any, **_kwargs: Any) -> None:
 def _read_card(user: ModelUser) -> PayloadModel | None:
     options = ScenarioOptions.from_parsed(user.environment.parsed_options)
     if options.card_file:
-        return PayloadModel.from_card(json.loads(Path(options.card_file).read_text()))
+        return _model_from(json.loads(Path(options.card_file).read_text()))
     with user.client.get(CARD_PATH, name=CARD_PATH, catch_response=True) as response:
         body, problem = parse_json(response.text)
         if not problem and response.status_code != 200:
@@ -194,11 +196,22 @@ def _read_card(user: ModelUser) -> PayloadModel | None:
         model = None
         if not problem:
             try:
-                model = PayloadModel.from_card(body)
-            except (KeyError, TypeError, ValueError) as exc:
+                model = _model_from(body)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 problem = f"unusable model card: {exc!r}"
         _report(response, problem)
         return model
+
+
+def _model_from(card: dict[str, Any]) -> PayloadModel:
+    model = PayloadModel.from_card(card)
+    logger.info("model %s %s; payloads follow %s", model.name, model.version, model.source)
+    if model.source != "the drift reference":
+        logger.warning(
+            "the model card has no drift reference: the traffic will not match the reference "
+            "data, and the service's drift statistics will report drift"
+        )
+    return model
 
 
 def _report(response: Any, problem: str | None) -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from random import Random
 from typing import Any
 
+import kubernetes_validate
 import numpy as np
 import pytest
+import yaml
 
 from loadtest.invalid_requests import invalid_requests
 from loadtest.payloads import PayloadModel, Sample, draw_batch_size
@@ -30,6 +35,7 @@ from tests.support.locust_runs import (
 from tests.support.processes import BIN, REPO, Service, start_process, start_service, wait_until
 
 ROWS = 4000
+K8S_LOADTEST = REPO / "deploy" / "k8s" / "loadtest"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +78,7 @@ def test_iris_payloads_are_valid_requests_for_the_service(
     features = ("sepal_length", "sepal_width", "petal_length", "petal_width")
     assert model.feature_names == features
     assert model.classes == ("setosa", "versicolor", "virginica")
+    assert model.source == "the drift reference"
     _assert_accepted_by_service_schema(read_card(iris_bundle), samples)
 
 
@@ -126,6 +133,7 @@ def test_category_and_text_features_can_drift(reviews_card: dict[str, Any]) -> N
 
 
 def test_card_without_drift_reference_uses_ranges_categories_and_lengths() -> None:
+    """The fallback for a card without a reference (the scenarios log a warning then)."""
     card = {
         "name": "bare",
         "version": "1",
@@ -136,7 +144,9 @@ def test_card_without_drift_reference_uses_ranges_categories_and_lengths() -> No
             {"name": "t", "type": "text", "max_length": 50},
         ],
     }
-    samples = PayloadModel.from_card(card).samples(Random(6), 500)
+    model = PayloadModel.from_card(card)
+    assert model.source == "the features' ranges, categories and lengths"
+    samples = model.samples(Random(6), 500)
     assert all(-2.0 <= s["x"] <= 3.0 for s in samples)  # type: ignore[operator]
     assert {s["c"] for s in samples} == {"u", "v"}
     assert all(1 <= len(str(s["t"])) <= 50 for s in samples)
@@ -270,6 +280,45 @@ def test_limits_pass_a_run_within_them_and_name_every_breach() -> None:
     assert breaches(_Total(10, 0, 5000, 5000), Limits(0.01, 0, 0)) == []
 
 
+def test_scenario_configmap_ships_every_module_the_locustfile_imports() -> None:
+    kustomization = yaml.safe_load((K8S_LOADTEST / "common" / "kustomization.yaml").read_text())
+    generator = next(
+        g
+        for g in kustomization["configMapGenerator"]
+        if g["name"] == "lucidserve-loadtest-scenarios"
+    )
+    shipped = {Path(f).name for f in generator["files"]}
+    assert all((K8S_LOADTEST / "common" / f).resolve().is_file() for f in generator["files"])
+    assert _imported_modules(REPO / "loadtest" / "locustfile.py") | {"__init__.py"} <= shipped
+
+
+@pytest.mark.parametrize("variant", ["", "distributed"])
+def test_loadtest_manifests_render_to_valid_kubernetes_objects(variant: str) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+         str(K8S_LOADTEST / variant)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+    config_maps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    assert jobs
+    for job in jobs:
+        pod = job["spec"]["template"]["spec"]
+        assert job["metadata"]["namespace"] == "lucidserve"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        container = pod["containers"][0]
+        assert container["image"] == "docker.io/locustio/locust:2.47.0"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        referenced = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+        referenced |= {e["configMapRef"]["name"] for e in container["envFrom"]}
+        assert referenced <= config_maps
+
+
 @pytest.mark.slow
 def test_headless_run_passes_and_both_sides_count_the_same_requests(
     service: Service, tmp_path: Path
@@ -322,6 +371,11 @@ def test_run_against_a_failing_service_exits_non_zero(
 def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_path: Path) -> None:
     service = start_service(iris_bundle, tmp_path / "service.log")
     try:
+        card = service.client.get("/v1/model").json()
+        assert (card.get("drift") or {}).get("features"), (
+            "GET /v1/model must carry the drift reference (drift.features) for the traffic to "
+            "follow the reference distribution"
+        )
         run = run_locust(
             service.url,
             tmp_path / "locust",
@@ -341,6 +395,7 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
 
         def settled() -> dict[str, float] | None:
             psi = gauge_by_feature(service.client, "model_drift_psi")
+            assert psi, "the service exposes no model_drift_psi series"
             return psi if psi.get("petal_length", 0.0) > 0.25 else None
 
         psi = wait_until(settled, timeout=30, interval=0.5, what="model_drift_psi for petal_length")
@@ -349,6 +404,16 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
     others = {k: v for k, v in psi.items() if k not in {"petal_length", "__prediction__"}}
     assert set(others) == {"sepal_length", "sepal_width", "petal_width"}
     assert all(v < 0.1 for v in others.values()), psi
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """File names of the loadtest modules `path` imports, transitively."""
+    found: set[str] = set()
+    for match in re.finditer(r"^from loadtest\.(\w+) import", path.read_text(), re.MULTILINE):
+        name = f"{match.group(1)}.py"
+        if name not in found:
+            found |= {name} | _imported_modules(path.parent / name)
+    return found
 
 
 def _psi(reference: dict[str, Any], values: list[Any]) -> float:

@@ -64,3 +64,19 @@ clean: ## remove the environment, models and reports
 
 dashboards: install ## regenerate grafana/dashboards/*.json and the k8s dashboard ConfigMaps and PrometheusRule
 	$(BIN)/python -m grafana.generator
+
+# Load test (loadtest/, Locust): headless against LOADTEST_URL, or against a local service on
+# MODEL_DIR when it is empty; CSV, HTML and JSON reports in reports/loadtest/. Exits non-zero when
+# the failure ratio or the p95/p99 latency exceed their limits (see README, "Load testing").
+LOADTEST_URL ?=
+LOADTEST_USERS ?= 10
+LOADTEST_SPAWN_RATE ?= 5
+LOADTEST_RUN_TIME ?= 60s
+LOADTEST_SHAPE ?= steady
+LOADTEST_ARGS ?=
+
+loadtest: install $(if $(LOADTEST_URL),,train) ## headless Locust run (LOADTEST_URL, default: a local service); reports/loadtest/
+	$(BIN)/python -m loadtest.run \
+		$(if $(LOADTEST_URL),--url $(LOADTEST_URL),--model-dir $(MODEL_DIR) $(if $(WORKERS),--workers $(WORKERS))) \
+		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_RUN_TIME) \
+		--out reports/loadtest --shape $(LOADTEST_SHAPE) $(LOADTEST_ARGS)

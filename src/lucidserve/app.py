@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,10 +31,13 @@ from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.inference.predictor import Predictor
+from lucidserve.observability.exemplars import ExemplarStore
+from lucidserve.observability.exposition import PooledCollector
 from lucidserve.observability.metrics import ServiceMetrics, build_metrics
 from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
 from lucidserve.observability.tracing import create_tracer_provider
 from lucidserve.runtime import Runtime
+from lucidserve.server import multiprocess
 from lucidserve.settings import Settings
 
 logger = logging.getLogger("lucidserve")
@@ -117,11 +121,12 @@ def _metrics(
         return None, None
     exposition = CollectorRegistry()
     # prometheus_client chose its mode at import from this variable; follow the same choice.
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        MultiProcessCollector(exposition)  # type: ignore[no-untyped-call]
-        return build_metrics(None, model_name, model_version), exposition
+    shared = os.environ.get(multiprocess.ENV)
+    if shared:
+        directory = Path(shared)
+        exposition.register(PooledCollector(directory))
+        store = ExemplarStore(directory)
+        return build_metrics(None, model_name, model_version, store), exposition
     return build_metrics(exposition, model_name, model_version), exposition
 
 

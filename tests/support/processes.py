@@ -135,7 +135,9 @@ def start_service(
     def ready() -> bool:
         if service.proc.poll() is not None:
             raise RuntimeError(f"service exited early:\n{service.output()[-4000:]}")
-        return service.client.get("/readyz").status_code == 200
+        # Every worker logs `model_ready` once warm; any of them may answer the next request.
+        warm = service.output().count('"event":"model_ready"')
+        return warm >= workers and service.client.get("/readyz").status_code == 200
 
     try:
         wait_until(ready, timeout=ready_timeout, what=f"{url}/readyz")

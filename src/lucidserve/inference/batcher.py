@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
+
 from lucidserve.inference.predictor import BatchResult, Predictor, Sample
 from lucidserve.observability.metrics import ModelMetrics
 
@@ -47,6 +49,7 @@ class Outcome:
 class _Pending:
     samples: Sequence[Sample]
     future: asyncio.Future[Outcome]
+    trace_id: str | None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -103,10 +106,11 @@ class InferenceQueue:
             raise Overloaded(retry_after=1)
         self._queued_rows += rows
         self._set_queue_gauge()
+        trace_id = _sampled_trace_id()
         try:
             if not self._batching:
-                return await self._predict_alone(samples)
-            pending = _Pending(samples, asyncio.get_running_loop().create_future())
+                return await self._predict_alone(samples, trace_id)
+            pending = _Pending(samples, asyncio.get_running_loop().create_future(), trace_id)
             self._pending.append(pending)
             self._wakeup.set()
             return await pending.future
@@ -114,11 +118,12 @@ class InferenceQueue:
             self._queued_rows -= rows
             self._set_queue_gauge()
 
-    async def _predict_alone(self, samples: Sequence[Sample]) -> Outcome:
+    async def _predict_alone(self, samples: Sequence[Sample], trace_id: str | None) -> Outcome:
         enqueued = time.perf_counter()
         loop = asyncio.get_running_loop()
         started, result, finished = await loop.run_in_executor(self._executor, self._timed, samples)
-        self._record(len(samples), started - enqueued, result)
+        self._record_queue(started - enqueued)
+        self._record_batch(len(samples), result, trace_id)
         return Outcome(result, enqueued, started, finished, len(samples))
 
     def _timed(self, samples: Sequence[Sample]) -> tuple[float, BatchResult, float]:
@@ -179,7 +184,7 @@ class InferenceQueue:
             if not pending.future.done():
                 outcome = Outcome(share, pending.enqueued, started, finished, rows)
                 pending.future.set_result(outcome)
-        self._record_batch(rows, result)
+        self._record_batch(rows, result, batch[0].trace_id)
 
     async def _retry_alone(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
@@ -196,19 +201,20 @@ class InferenceQueue:
                 continue
             self._deliver([pending], started, result, finished)
 
-    def _record(self, rows: int, queued: float, result: BatchResult) -> None:
-        self._record_queue(queued)
-        self._record_batch(rows, result)
-
     def _record_queue(self, seconds: float) -> None:
         if self._metrics is not None:
             self._metrics.queue_duration.observe(seconds)
 
-    def _record_batch(self, rows: int, result: BatchResult) -> None:
+    def _record_batch(self, rows: int, result: BatchResult, trace_id: str | None) -> None:
         if self._metrics is not None:
             self._metrics.batch_rows.observe(rows)
-            self._metrics.inference_duration.observe(result.inference_seconds)
+            self._metrics.observe_inference(result.inference_seconds, trace_id)
 
     def _set_queue_gauge(self) -> None:
         if self._metrics is not None:
             self._metrics.queue_rows.set(self._queued_rows)
+
+
+def _sampled_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.trace_flags.sampled else None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from lucidserve.observability.exemplars import ExemplarStore, bucket_key
+
 # Sub-millisecond to 10 s: a fast model answers in a few ms, a slow dependency shows up at the top.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -29,8 +31,30 @@ class HttpMetrics:
 
     duration: Histogram
     active: Gauge
+    exemplars: ExemplarStore | None = None
     _durations: dict[tuple[str, str, int], Histogram] = field(default_factory=dict)
     _actives: dict[str, Gauge] = field(default_factory=dict)
+
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, trace_id: str | None
+    ) -> None:
+        """Record one request's duration, with its trace id as the bucket's exemplar."""
+        child = self.duration_child(method, route, status)
+        if trace_id is None:
+            child.observe(seconds)
+        elif self.exemplars is None:
+            child.observe(seconds, {"trace_id": trace_id})
+        else:
+            child.observe(seconds)
+            labels = {
+                "http_request_method": method,
+                "http_route": route,
+                "http_response_status_code": str(status),
+            }
+            key = bucket_key(
+                "http_server_request_duration_seconds_bucket", labels, LATENCY_BUCKETS, seconds
+            )
+            self.exemplars.record(key, trace_id, seconds)
 
     def duration_child(self, method: str, route: str, status: int) -> Histogram:
         key = (method, route, status)
@@ -63,8 +87,23 @@ class ModelMetrics:
     errors: Counter
     predictions: Counter
     drift_observations: Counter
+    exemplars: ExemplarStore | None = None
     _labels: dict[str, Counter] = field(default_factory=dict)
     _drift: dict[tuple[str, str], Counter] = field(default_factory=dict)
+
+    def observe_inference(self, seconds: float, trace_id: str | None) -> None:
+        """Record one estimator call's duration, exemplified by a trace of its batch."""
+        if trace_id is None:
+            self.inference_duration.observe(seconds)
+        elif self.exemplars is None:
+            self.inference_duration.observe(seconds, {"trace_id": trace_id})
+        else:
+            self.inference_duration.observe(seconds)
+            labels = {"model_name": self.name, "model_version": self.version}
+            key = bucket_key(
+                "model_inference_duration_seconds_bucket", labels, LATENCY_BUCKETS, seconds
+            )
+            self.exemplars.record(key, trace_id, seconds)
 
     def prediction_counter(self, label: str) -> Counter:
         child = self._labels.get(label)
@@ -91,7 +130,10 @@ class ServiceMetrics:
 
 
 def build_metrics(
-    registry: CollectorRegistry | None, model_name: str, model_version: str
+    registry: CollectorRegistry | None,
+    model_name: str,
+    model_version: str,
+    exemplars: ExemplarStore | None = None,
 ) -> ServiceMetrics:
     """Create every metric object, registered in `registry`.
 
@@ -125,6 +167,7 @@ def build_metrics(
             registry=reg,
             multiprocess_mode="livesum",
         ),
+        exemplars=exemplars,
     )
     model = ModelMetrics(
         name=model_name,
@@ -176,5 +219,6 @@ def build_metrics(
             (*MODEL_LABELS, "feature", "bin"),
             registry=reg,
         ),
+        exemplars=exemplars,
     )
     return ServiceMetrics(http=http, model=model)

@@ -83,11 +83,10 @@ class RequestObservabilityMiddleware:
             route = _route_template(scope)
             span_context = _recording_span_context()
             if self.metrics is not None:
-                child = self.metrics.duration_child(method, route, final)
+                trace_id = None
                 if span_context is not None and span_context.trace_flags.sampled:
-                    child.observe(seconds, {"trace_id": format(span_context.trace_id, "032x")})
-                else:
-                    child.observe(seconds)
+                    trace_id = format(span_context.trace_id, "032x")
+                self.metrics.observe(method, route, final, seconds, trace_id)
                 if active is not None:
                     active.dec()
             if self.access_log.keep(final, seconds):
@@ -103,9 +102,11 @@ class RequestObservabilityMiddleware:
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.append((b"server-timing", f"app;dur={elapsed_ms:.3f}".encode()))
                 message = {**message, "headers": headers}
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Record before the last chunk goes out: the server span ends as it is sent, and
+                # the server only buffers the bytes, so the duration is the same.
                 finish()
+            await send(message)
 
         async def receive_observed() -> Message:
             nonlocal disconnected

@@ -7,6 +7,7 @@ thread and the inference thread must not cross a fork.
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -84,8 +85,13 @@ def _child_exit(server: Any, worker: Any) -> None:
 def run(settings: Settings) -> None:
     """Serve until a shutdown signal; the process exits 0 after a graceful drain."""
     workers = settings.effective_workers()
-    if workers > 1:
-        multiprocess.prepare(settings.multiproc_dir)
-    else:
+    if workers == 1:
         multiprocess.disable()
-    LucidServeApplication(settings, workers).run()
+        LucidServeApplication(settings, workers).run()
+        return
+    directory = multiprocess.prepare(settings.multiproc_dir)
+    try:
+        LucidServeApplication(settings, workers).run()
+    finally:
+        if settings.multiproc_dir is None:
+            shutil.rmtree(directory, ignore_errors=True)

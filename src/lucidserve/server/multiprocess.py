@@ -40,8 +40,12 @@ def disable() -> None:
 
 
 def worker_exited(pid: int) -> None:
-    """Forget a dead worker's live gauges (its counters stay: counts are never lost)."""
-    if os.environ.get(ENV):
+    """Forget a dead worker's live gauges; fold its counts into the archive (none are lost)."""
+    shared = os.environ.get(ENV)
+    if shared:
         from prometheus_client import multiprocess
 
+        from lucidserve.observability.exposition import compact_dead_worker
+
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        compact_dead_worker(Path(shared), pid)

@@ -152,7 +152,7 @@ def test_exemplars_are_exposed_with_two_workers(iris_bundle: Path, tmp_path: Pat
             "http_server_request_duration_seconds_bucket",
             "model_inference_duration_seconds_bucket",
         }
-        logged = {m for m in re.findall(r'"trace_id":"([0-9a-f]{32})"', svc.output())}
+        logged = set(re.findall(r'"trace_id":"([0-9a-f]{32})"', svc.output()))
         assert {trace for _, trace in exemplified} <= logged
     finally:
         svc.stop()

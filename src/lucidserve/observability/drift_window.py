@@ -20,6 +20,7 @@ Reads take no lock. Every cell is an aligned 8-byte integer (never torn). A writ
 first marks it with slot number -1, then zeroes it, then writes the new slot number; a reader
 copies the slot numbers, then the counts, then the slot numbers again, and drops rows whose number
 changed in between or is -1 (such a row is at the very edge of the window; the next read has it).
+A file renamed by an adopting process while being listed makes the reader list the files again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FORMAT_VERSION = 1
 HEADER_CELLS = 8
 MAX_SLOTS = 10_000
 RESETTING = -1
+READ_ATTEMPTS = 3
 SUFFIX = ".ring"
 
 
@@ -129,22 +131,27 @@ class SharedWindow:
     def totals(self, now: float) -> np.ndarray:
         """Cell counts over the window ending at `now`, summed over every process's file."""
         current = self.layout.slot(now)
-        total = np.zeros(self.layout.cells, dtype=np.int64)
-        for path in self._ring_files():
-            summed = self._read_file(path, current)
-            if summed is None:
-                self._delete_if_abandoned(path)
-            else:
-                total += summed
+        for _ in range(READ_ATTEMPTS):
+            total = np.zeros(self.layout.cells, dtype=np.int64)
+            try:
+                for path in self._ring_files():
+                    summed = self._read_file(path, current)
+                    if summed is None:
+                        self._delete_if_abandoned(path)
+                    else:
+                        total += summed
+            except FileNotFoundError:  # renamed by an adopting worker: list the files again
+                continue
+            return total
         return total
 
     def _read_file(self, path: Path, current: int) -> np.ndarray | None:
-        """The file's window totals, or None when it is gone, foreign, or holds no live slot."""
+        """The file's window totals, or None when it is foreign or holds no live slot."""
         try:
             # Mapped, not read(): window_totals needs the slot numbers re-read after the counts.
             # The map closes when the last view goes, right after this call.
             cells = np.memmap(path, dtype=np.int64, mode="r")
-        except (FileNotFoundError, ValueError):  # adopted or deleted meanwhile; empty file
+        except ValueError:  # empty file
             return None
         if cells.size != self.layout.size or not np.array_equal(
             cells[:HEADER_CELLS], self.layout.header()

@@ -55,7 +55,7 @@ class FeatureSampler(Protocol):
 
 @dataclass(frozen=True)
 class Interval:
-    """A closed interval [low, high] and the share of reference values inside it."""
+    """A half-open interval [low, high), like a reference bin, and its share of the values."""
 
     low: float
     high: float

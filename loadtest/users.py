@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from random import Random
-from typing import Any, ClassVar
+from typing import Any
 
 from gevent.lock import Semaphore  # type: ignore[import-untyped]
 from locust import FastHttpUser, task
@@ -57,7 +57,6 @@ class ModelUser(FastHttpUser):
     """Shared set-up: the model, a seeded random source, think time and validated requests."""
 
     abstract = True
-    population: ClassVar[str] = "reference"
 
     def on_start(self) -> None:
         self.options = ScenarioOptions.from_parsed(self.environment.parsed_options)
@@ -65,9 +64,11 @@ class ModelUser(FastHttpUser):
         if model is None:
             raise StopUser
         self.model = model
+        # Seeded per user (and per worker when distributed): the same run sends the same payloads.
         name = type(self).__name__
         number = next(_USER_NUMBERS.setdefault(name, itertools.count()))
-        self.rng = Random(f"{self.options.seed}/{name}/{number}")
+        worker = getattr(self.environment.runner, "worker_index", 0)
+        self.rng = Random(f"{self.options.seed}/{worker}/{name}/{number}")
 
     def wait_time(self) -> float:
         return self.rng.uniform(self.options.wait_min, self.options.wait_max)

@@ -44,6 +44,9 @@ def compile_reference(
     """Every feature of `features` (card order) and then the prediction, with consecutive cells."""
     if not reference.get("features") or "prediction" not in reference:
         raise ValueError("the model card has no drift reference; rebuild the bundle")
+    missing = [f.name for f in features if f.name not in reference["features"]]
+    if missing:
+        raise ValueError(f"the drift reference has no bins for features {missing}")
     specs = [(f.name, reference["features"][f.name]) for f in features]
     specs.append((PREDICTION, reference["prediction"]))
     compiled: list[FeatureBins] = []

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
 
 from lucidserve import __version__
+from lucidserve.api.drift import drift_router
 from lucidserve.api.errors import install_error_handlers
 from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
@@ -31,6 +32,7 @@ from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.inference.predictor import Predictor
+from lucidserve.observability.drift import DriftMonitor
 from lucidserve.observability.exemplars import ExemplarStore
 from lucidserve.observability.exposition import PooledCollector
 from lucidserve.observability.metrics import ServiceMetrics, build_metrics
@@ -58,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         api_keys=settings.accepted_api_keys(),
     )
+    if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
+        runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)
+        exposition.register(runtime.drift.collector())
     provider = create_tracer_provider(card.name, card.version)
     if provider is not None:
         trace.set_tracer_provider(provider)
@@ -93,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guard = api_key_guard(runtime.api_keys)
     app.include_router(predict_router(runtime, guard))
     app.include_router(model_router(runtime, guard))
+    app.include_router(drift_router(runtime.drift, guard))
     app.include_router(health_router(runtime, exposition))
     if settings.cors_origins:
         app.add_middleware(
@@ -142,7 +148,8 @@ async def _load_model(runtime: Runtime) -> None:
         logger.exception("model failed to load", extra={"event": "model_load_failed"})
         return
     model_metrics = runtime.metrics.model if runtime.metrics is not None else None
-    predictor = Predictor(card, bundle.estimator, _drift_observer(runtime))
+    observe_drift = runtime.drift.observe if runtime.drift is not None else None
+    predictor = Predictor(card, bundle.estimator, observe_drift)
     queue = InferenceQueue(
         predictor,
         model_metrics,
@@ -166,10 +173,6 @@ async def _load_model(runtime: Runtime) -> None:
         "model ready",
         extra={"event": "model_ready", "model_name": card.name, "model_version": card.version},
     )
-
-
-def _drift_observer(runtime: Runtime) -> Any:
-    return None
 
 
 def _document_request_schema(app: FastAPI, components: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from lucidserve.api.errors import ApiError
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import RequestSchemas
 from lucidserve.inference.batcher import InferenceQueue
+from lucidserve.observability.drift import DriftMonitor
 from lucidserve.observability.metrics import ServiceMetrics
 from lucidserve.settings import Settings
 
@@ -23,7 +24,7 @@ class Runtime:
     metrics: ServiceMetrics | None
     api_keys: tuple[bytes, ...]
     queue: InferenceQueue | None = None
-    drift: Any = None
+    drift: DriftMonitor | None = None
     draining: bool = False
     load_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -42,7 +42,6 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=128, ge=1)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
     queue_max_rows: int = Field(default=4096, ge=1)
-    inference_threads: int = Field(default=1, ge=1)
 
     # Observability
     log_level: str = "INFO"

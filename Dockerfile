@@ -9,6 +9,7 @@
 # base (tests/test_image.py) because no container registry is reachable there.
 
 ARG BASE_IMAGE=python:3.12-slim-bookworm
+# checkov:skip=CKV_DOCKER_7: the base is the BASE_IMAGE build argument, whose default above is a pinned version tag (checkov cannot resolve build arguments)
 
 # ---------------------------------------------------------------------------------------------------
 # builder: the locked runtime dependencies, the package and the default model, in /opt.

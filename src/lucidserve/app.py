@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from starlette.middleware.cors import CORSMiddleware
 
 from lucidserve import __version__
@@ -125,6 +125,8 @@ def _metrics(
 ) -> tuple[ServiceMetrics | None, CollectorRegistry | None]:
     if not settings.metrics_enabled:
         return None, None
+    # `*_created` series double the exposition and no dashboard or rule reads them.
+    disable_created_metrics()
     exposition = CollectorRegistry()
     # prometheus_client chose its mode at import from this variable; follow the same choice.
     shared = os.environ.get(multiprocess.ENV)

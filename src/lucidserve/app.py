@@ -126,7 +126,7 @@ def _metrics(
     if not settings.metrics_enabled:
         return None, None
     # `*_created` series double the exposition and no dashboard or rule reads them.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     exposition = CollectorRegistry()
     # prometheus_client chose its mode at import from this variable; follow the same choice.
     shared = os.environ.get(multiprocess.ENV)

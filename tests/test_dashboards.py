@@ -1,0 +1,282 @@
+"""The Grafana dashboards: generated from code, complete, and querying only what exists.
+
+Static checks read the committed JSON; the live checks start the real service and a real
+Prometheus (with the project's rules), send bounded traffic, and query what the dashboards ask.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import REPO, Service, start_service, wait_until
+from tests.support.prometheus import Prometheus, prometheus_binary, start_prometheus
+from tests.support.promql import (
+    DASHBOARDS,
+    RULES,
+    DashboardQuery,
+    counter_misuses,
+    dashboard_queries,
+    load_dashboard,
+    load_rules,
+    metric_names,
+    panels,
+    range_durations,
+    recorded_names,
+    rules,
+    substitute,
+)
+
+# Metrics the dashboards and rules read that lucidserve does not export: they come from
+# Prometheus itself (`up`), kube-state-metrics (kube_*) and the kubelet's cAdvisor (container_*),
+# all part of kube-prometheus-stack. Nothing else may be missing from a scrape of the service.
+EXTERNAL_METRICS = {
+    "up": "Prometheus, one series per scrape target",
+    "kube_pod_status_ready": "kube-state-metrics",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics",
+    "kube_pod_container_resource_limits": "kube-state-metrics",
+    "container_cpu_usage_seconds_total": "cAdvisor",
+    "container_memory_working_set_bytes": "cAdvisor",
+}
+# Present in the test's Prometheus; the others have no exporter here.
+EXTERNAL_IN_TEST = {"up"}
+
+RATE_INTERVAL_SENTINEL = "4242s"  # stands for $__rate_interval: no query writes it by hand
+STATIC_VALUES = {"namespace": ".*", "job": ".*", "model": ".*"}
+QUERIES = [query for path in DASHBOARDS for query in dashboard_queries(path)]
+PANEL_QUERIES = [query for query in QUERIES if not query.where.startswith("variable ")]
+IRIS_SAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def _ids(queries: list[DashboardQuery]) -> list[str]:
+    return [f"{query.dashboard}:{query.where}:{i}" for i, query in enumerate(queries)]
+
+
+def test_three_dashboards_are_committed() -> None:
+    assert [path.stem for path in DASHBOARDS] == [
+        "lucidserve-model",
+        "lucidserve-service",
+        "lucidserve-slo",
+    ]
+
+
+def test_committed_files_are_what_the_generator_writes() -> None:
+    """grafana/dashboards/*.json and the two generated k8s manifests are up to date."""
+    result = subprocess.run(
+        [sys.executable, "-m", "grafana.generator", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+def test_every_panel_has_a_unit_a_description_and_the_datasource_variable(path: Path) -> None:
+    datasource = {"type": "prometheus", "uid": "${datasource}"}
+    for panel in panels(load_dashboard(path)):
+        where = f"{path.stem} / {panel['title']}"
+        assert panel.get("description", "").strip(), f"{where}: no description"
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{where}: no unit"
+        assert panel["datasource"] == datasource, where
+        assert panel["targets"], f"{where}: no query"
+        for target in panel["targets"]:
+            assert target["datasource"] == datasource, where
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+def test_variables_are_datasource_namespace_job_and_model(path: Path) -> None:
+    variables = {v["name"]: v for v in load_dashboard(path)["templating"]["list"]}
+    assert list(variables) == ["datasource", "namespace", "job", "model"]
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("namespace", "job", "model"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"]["uid"] == "${datasource}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+def test_no_datasource_uid_is_hard_coded(path: Path) -> None:
+    def datasource_uids(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            if isinstance(node.get("datasource"), dict):
+                yield str(node["datasource"].get("uid"))
+            for value in node.values():
+                yield from datasource_uids(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from datasource_uids(value)
+
+    uids = set(datasource_uids(load_dashboard(path)))
+    assert uids == {"${datasource}"}
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=_ids(QUERIES))
+def test_every_expression_parses_with_the_variables_substituted(query: DashboardQuery) -> None:
+    expr = substitute(query.expr, {**STATIC_VALUES, "__rate_interval": "1m"})
+    assert metric_names(expr), f"{query}: selects no metric"
+
+
+@pytest.mark.parametrize("query", PANEL_QUERIES, ids=_ids(PANEL_QUERIES))
+def test_every_range_is_the_rate_interval(query: DashboardQuery) -> None:
+    expr = substitute(query.expr, {**STATIC_VALUES, "__rate_interval": RATE_INTERVAL_SENTINEL})
+    sentinel = timedelta(seconds=int(RATE_INTERVAL_SENTINEL.rstrip("s")))
+    assert all(duration == sentinel for duration in range_durations(expr)), str(query)
+
+
+@pytest.mark.parametrize("query", PANEL_QUERIES, ids=_ids(PANEL_QUERIES))
+def test_counters_are_only_read_through_rate_or_increase(query: DashboardQuery) -> None:
+    expr = substitute(query.expr, {**STATIC_VALUES, "__rate_interval": "1m"})
+    assert counter_misuses(expr) == [], str(query)
+
+
+def test_latency_panels_ask_for_exemplars() -> None:
+    with_exemplars = {(q.dashboard, q.where) for q in PANEL_QUERIES if q.exemplar}
+    assert with_exemplars >= {
+        ("lucidserve-service", "API latency p50 / p90 / p99"),
+        ("lucidserve-service", "API latency distribution"),
+        ("lucidserve-model", "Inference latency p50 / p90 / p99"),
+    }
+
+
+def test_drift_psi_panels_draw_the_0_1_and_0_25_thresholds() -> None:
+    board = load_dashboard(REPO / "grafana" / "dashboards" / "lucidserve-model.json")
+    psi_panels = [panel for panel in panels(board) if panel["title"].startswith("Drift PSI")]
+    assert psi_panels
+    for panel in psi_panels:
+        defaults = panel["fieldConfig"]["defaults"]
+        steps = [step["value"] for step in defaults["thresholds"]["steps"]]
+        assert steps == [None, 0.1, 0.25]
+        assert defaults["custom"]["thresholdsStyle"]["mode"] != "off"
+
+
+# --- live: the real service, scraped by a real Prometheus with the project's rules -------------
+
+
+@dataclass
+class Live:
+    service: Service
+    prometheus: Prometheus
+    exported: set[str]
+
+
+@pytest.fixture(scope="module")
+def live(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Service (drift statistics from 10 samples on) + Prometheus scraping it every second, under a
+    trickle of traffic while the tests query (bounded: stops at teardown, or after 3000 requests,
+    about a minute)."""
+    if prometheus_binary() is None:
+        pytest.skip("prometheus is not installed (scripts/system-packages.txt; make system-deps)")
+    workdir = tmp_path_factory.mktemp("live-prometheus")
+    service = start_service(
+        iris_bundle,
+        workdir / "service.log",
+        workers=2,
+        env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10", "OTEL_TRACES_SAMPLER": "always_on"},
+    )
+    prometheus: Prometheus | None = None
+    stop = threading.Event()
+    traffic = threading.Thread(target=_trickle, args=(service, stop), daemon=True)
+    try:
+        prometheus = start_prometheus([f"127.0.0.1:{service.port}"], workdir, rule_files=[RULES])
+        prometheus.wait_for_series('up{job="lucidserve"} == 1')
+        traffic.start()
+        prometheus.wait_for_series("sum(model_predictions_total) > 100")
+        yield Live(service, prometheus, _exported_names(service))
+    finally:
+        stop.set()
+        if traffic.is_alive():
+            traffic.join(timeout=30)
+        if prometheus is not None:
+            prometheus.stop()
+        service.stop()
+
+
+def _trickle(service: Service, stop: threading.Event) -> None:
+    """Predictions in batches of 1-3; one request in 20 invalid, one for an unknown label."""
+    for i in range(3000):
+        if stop.wait(0.01):
+            return
+        if i % 20 == 0:
+            service.client.post("/v1/predict", json={"samples": [{"unknown": 1}]})
+            service.client.post("/v1/predict/no-such-label", json={"samples": [IRIS_SAMPLE]})
+        else:
+            service.client.post("/v1/predict", json={"samples": [IRIS_SAMPLE] * (1 + i % 3)})
+
+
+def _exported_names(service: Service) -> set[str]:
+    """Every sample name on /metrics (histograms contribute _bucket, _count and _sum)."""
+    text = service.client.get("/metrics").text
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
+
+
+def _used_metrics() -> dict[str, set[str]]:
+    """Metric name -> where it is used, over dashboards and the rules file."""
+    used: dict[str, set[str]] = {}
+    for query in QUERIES:
+        expr = substitute(query.expr, {**STATIC_VALUES, "__rate_interval": "1m"})
+        for name in metric_names(expr):
+            used.setdefault(name, set()).add(f"{query.dashboard} / {query.where}")
+    for rule in rules(load_rules()):
+        for name in metric_names(rule["expr"]):
+            used.setdefault(name, set()).add(f"rule {rule.get('record') or rule.get('alert')}")
+    return used
+
+
+@pytest.mark.slow
+def test_every_metric_named_is_exported_recorded_or_external(live: Live) -> None:
+    recorded = recorded_names(load_rules())
+    missing = {
+        name: sorted(where)
+        for name, where in _used_metrics().items()
+        if name not in live.exported and name not in recorded and name not in EXTERNAL_METRICS
+    }
+    assert missing == {}, f"named but neither exported nor recorded: {missing}"
+
+
+@pytest.mark.slow
+def test_every_recording_rule_yields_samples(live: Live) -> None:
+    for name in sorted(recorded_names(load_rules())):
+        live.prometheus.wait_for_series(name, timeout=15)
+    unhealthy = [
+        (rule["name"], rule.get("lastError"))
+        for group in live.prometheus.rule_groups()
+        for rule in group["rules"]
+        if rule.get("health") != "ok"
+    ]
+    assert unhealthy == []
+
+
+@pytest.mark.slow
+def test_every_dashboard_query_returns_data(live: Live) -> None:
+    """Each query (kube-state-metrics and cAdvisor ones aside) returns a finite number."""
+    values = {"namespace": "test", "job": "lucidserve", "model": "iris", "__rate_interval": "30s"}
+    absent_here = set(EXTERNAL_METRICS) - EXTERNAL_IN_TEST
+    empty = []
+    for query in QUERIES:
+        expr = substitute(query.expr, values)
+        if metric_names(expr) & absent_here:
+            continue
+
+        def finite(expr: str = expr) -> list[float]:
+            numbers = [float(series["value"][1]) for series in live.prometheus.query(expr)]
+            return [number for number in numbers if math.isfinite(number)]
+
+        try:
+            wait_until(finite, timeout=10, interval=0.25, what=expr)
+        except TimeoutError:
+            empty.append(f"{query} -> {live.prometheus.query(expr)}")
+    assert empty == []

@@ -245,14 +245,13 @@ def _constant(node: promql_parser.Expr) -> float:
     if isinstance(node, promql_parser.ParenExpr):
         return _constant(node.expr)
     assert isinstance(node, promql_parser.BinaryExpr), f"not a constant: {node}"
-    lhs, rhs = _constant(node.lhs), _constant(node.rhs)
     operations = {
-        "+": lhs + rhs,
-        "-": lhs - rhs,
-        "*": lhs * rhs,
-        "/": lhs / rhs if rhs else math.nan,
+        "+": operator.add,
+        "-": operator.sub,
+        "*": operator.mul,
+        "/": operator.truediv,
     }
-    return operations[str(node.op)]
+    return float(operations[str(node.op)](_constant(node.lhs), _constant(node.rhs)))
 
 
 def _names(expr: str) -> set[str]:

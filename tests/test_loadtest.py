@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from random import Random
@@ -26,16 +25,19 @@ from lucidserve.bundle.features import infer_features
 from lucidserve.bundle.reference import EPSILON, bin_numeric, build_reference
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
+from tests.support.linters import run_checkov
 from tests.support.locust_runs import (
     failing_service,
     gauge_by_feature,
     request_counts,
     run_locust,
 )
+from tests.support.manifests import kustomize_command
 from tests.support.processes import BIN, REPO, Service, start_process, start_service, wait_until
 
 ROWS = 4000
 K8S_LOADTEST = REPO / "deploy" / "k8s" / "loadtest"
+VARIANTS = ("", "distributed")
 
 
 @pytest.fixture(scope="module")
@@ -292,16 +294,28 @@ def test_scenario_configmap_ships_every_module_the_locustfile_imports() -> None:
     assert _imported_modules(REPO / "loadtest" / "locustfile.py") | {"__init__.py"} <= shipped
 
 
-@pytest.mark.parametrize("variant", ["", "distributed"])
-def test_loadtest_manifests_render_to_valid_kubernetes_objects(variant: str) -> None:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl (with its built-in kustomize) is not installed")
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
-         str(K8S_LOADTEST / variant)],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    objects = [o for o in yaml.safe_load_all(rendered) if o]
+@pytest.fixture(scope="module")
+def rendered_loadtest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both load-test kustomizations rendered, one file each, as a cluster would receive them."""
+    command = kustomize_command()
+    if command is None:
+        pytest.skip("neither kubectl nor kustomize is installed (kubectl ships with this machine)")
+    out = tmp_path_factory.mktemp("loadtest-manifests")
+    for variant in VARIANTS:
+        rendered = subprocess.run(
+            [*command, "--load-restrictor", "LoadRestrictionsNone", str(K8S_LOADTEST / variant)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        (out / f"{variant or 'single'}.yaml").write_text(rendered)
+    return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_loadtest_manifests_render_to_valid_kubernetes_objects(
+    rendered_loadtest: Path, variant: str
+) -> None:
+    text = (rendered_loadtest / f"{variant or 'single'}.yaml").read_text()
+    objects = [o for o in yaml.safe_load_all(text) if o]
     for obj in objects:
         kubernetes_validate.validate(obj, "1.30.0", strict=True)
     config_maps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
@@ -317,6 +331,13 @@ def test_loadtest_manifests_render_to_valid_kubernetes_objects(variant: str) -> 
         referenced = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
         referenced |= {e["configMapRef"]["name"] for e in container["envFrom"]}
         assert referenced <= config_maps
+
+
+@pytest.mark.slow
+def test_checkov_passes_the_loadtest_manifests(rendered_loadtest: Path) -> None:
+    result = run_checkov("kubernetes", rendered_loadtest)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Failed checks: 0" in result.stdout
 
 
 @pytest.mark.slow

@@ -7,15 +7,18 @@ Prometheus (with the project's rules), send bounded traffic, and query what the 
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import REPO, Service, start_service, wait_until
@@ -161,6 +164,17 @@ def test_drift_psi_panels_draw_the_0_1_and_0_25_thresholds() -> None:
         assert defaults["custom"]["thresholdsStyle"]["mode"] != "off"
 
 
+def test_kubernetes_configmaps_carry_the_dashboards_for_the_grafana_sidecar() -> None:
+    path = REPO / "deploy" / "k8s" / "base" / "grafana-dashboards.yaml"
+    configmaps = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    carried = {}
+    for configmap in configmaps:
+        assert configmap["kind"] == "ConfigMap"
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        carried.update(configmap["data"])
+    assert carried == {path.name: path.read_text() for path in DASHBOARDS}
+
+
 # --- live: the real service, scraped by a real Prometheus with the project's rules -------------
 
 
@@ -280,3 +294,31 @@ def test_every_dashboard_query_returns_data(live: Live) -> None:
         except TimeoutError:
             empty.append(f"{query} -> {live.prometheus.query(expr)}")
     assert empty == []
+
+
+@pytest.mark.slow
+def test_exemplar_queries_find_trace_ids_under_the_label_grafana_links(live: Live) -> None:
+    """Panels that ask for exemplars get some, labelled as the provisioned Prometheus data
+    source expects (exemplarTraceIdDestinations), so a click opens the trace."""
+    provisioning = REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    (prometheus,) = [
+        ds
+        for ds in yaml.safe_load(provisioning.read_text())["datasources"]
+        if ds["type"] == "prometheus"
+    ]
+    (destination,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    values = {"namespace": "test", "job": "lucidserve", "model": "iris", "__rate_interval": "30s"}
+    for query in (query for query in PANEL_QUERIES if query.exemplar):
+        expr = substitute(query.expr, values)
+
+        def exemplars(expr: str = expr) -> list[dict[str, str]]:
+            end = time.time()
+            return [
+                exemplar["labels"]
+                for series in live.prometheus.query_exemplars(expr, end - 300, end)
+                for exemplar in series["exemplars"]
+            ]
+
+        labels = wait_until(exemplars, timeout=10, interval=0.25, what=f"exemplars of {query}")
+        for label_set in labels:
+            assert re.fullmatch(r"[0-9a-f]{32}", label_set[destination["name"]]), label_set

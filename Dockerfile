@@ -2,7 +2,8 @@
 #
 #   docker build -t lucidserve .                                   # python:3.12-slim-bookworm runtime
 #   docker build --build-arg BASE_IMAGE=<any Debian-like image with python3 + venv> -t lucidserve .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp --tmpfs /run/lucidserve lucidserve
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp --tmpfs /run/lucidserve/metrics \
+#     --tmpfs /run/lucidserve/tmp lucidserve
 #
 # Works on any base whose `python3` has the venv module: every Python path below is absolute
 # (/opt/venv), nothing relies on /usr/local/bin/python. The tests build it on a local Debian bookworm

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.support.processes import REPO
-from tests.support.promql import DASHBOARDS, load_dashboard
+from tests.support.promql import DASHBOARDS, load_dashboard, load_rules, rules
 
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())
@@ -108,7 +108,7 @@ def test_prometheus_config_passes_promtool_on_the_containers_layout(tmp_path: Pa
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 47 rules found" in result.stdout or "rules found" in result.stdout
+    assert f"SUCCESS: {len(rules(load_rules()))} rules found" in result.stdout, result.stdout
 
 
 def test_prometheus_loads_the_projects_rules_and_stores_exemplars() -> None:

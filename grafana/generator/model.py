@@ -24,7 +24,14 @@ def model_dashboard(objectives: Objectives) -> dashboard.Dashboard:
         [
             Section(
                 "Inference",
-                [_inference_latency(objectives), _queue_time(), _batch_size(), _shed_requests()],
+                [
+                    _inference_latency(objectives),
+                    _queue_time(),
+                    _batch_size(),
+                    _shed_requests(),
+                    _queue_depth(),
+                    _inference_errors(),
+                ],
             ),
             Section("Predictions", [_prediction_share(), _confidence(), _model_info()]),
             Section(
@@ -108,6 +115,34 @@ def _shed_requests() -> PanelBuilder:
     )
 
 
+def _queue_depth() -> PanelBuilder:
+    return timeseries(
+        "Queue depth",
+        "Rows waiting for inference at scrape time, summed over processes and replicas. It "
+        "grows before requests are shed (at LUCIDSERVE_QUEUE_MAX_ROWS).",
+        "short",
+        [Query(summed(f"model_queue_rows{{{MODEL}}}", "model_name"), "{{model_name}}")],
+        axis_label="rows",
+        minimum=0,
+    )
+
+
+def _inference_errors() -> PanelBuilder:
+    return timeseries(
+        "Inference errors",
+        "Calls to the estimator that raised an exception, per second; each one answers its "
+        "requests with a 500.",
+        "ops",
+        [
+            Query(
+                summed(rate("model_inference_errors_total", MODEL), "model_name") + " or vector(0)",
+                "{{model_name}}",
+            )
+        ],
+        minimum=0,
+    )
+
+
 def _prediction_share() -> PanelBuilder:
     by_label = summed(rate("model_predictions_total", MODEL), "label")
     total = summed(rate("model_predictions_total", MODEL))
@@ -129,6 +164,7 @@ def _confidence() -> PanelBuilder:
         "confidence means the model sees inputs unlike its training data.",
         "percentunit",
         Query(summed(rate("model_prediction_confidence_bucket", MODEL), "le"), "{{le}}"),
+        cell_unit="short",
         width=9,
     )
 

@@ -104,10 +104,12 @@ def heatmap(
     unit: str,
     query: Query,
     *,
+    cell_unit: str = "reqps",
     width: int = 12,
     height: int = 8,
 ) -> heatmap_builders.Panel:
-    """A heatmap of a Prometheus histogram's buckets (query in `heatmap` format)."""
+    """A heatmap of a Prometheus histogram's buckets (query in `heatmap` format); `unit` is the
+    bucket axis, `cell_unit` the rate counted in each cell."""
     return (
         heatmap_builders.Panel()
         .title(title)
@@ -119,7 +121,7 @@ def heatmap(
         .with_target(_target(query, "A").format(prometheus.PromQueryFormat.HEATMAP))
         .calculate(False)
         .y_axis(heatmap_builders.YAxisConfig().unit(unit))
-        .cell_values(heatmap_builders.CellValues().unit("reqps"))
+        .cell_values(heatmap_builders.CellValues().unit(cell_unit))
         .show_tooltip()
         .show_y_histogram()
         .exemplars_color("rgba(255,0,255,0.7)")

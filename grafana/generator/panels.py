@@ -182,11 +182,6 @@ def info_table(
     )
 
 
-def row(title: str) -> dashboard_builders.Row:
-    """A section heading."""
-    return dashboard_builders.Row(title)
-
-
 def _targets(queries: Sequence[Query]) -> list[prometheus_builders.Dataquery]:
     return [_target(query, chr(ord("A") + i)) for i, query in enumerate(queries)]
 

@@ -7,8 +7,7 @@ from grafana_foundation_sdk.models import dashboard
 from .layout import PanelBuilder, Section, build_dashboard
 from .objectives import Objectives, milliseconds, percent
 from .panels import Query, Step, heatmap, timeseries
-from .promql import API_ROUTES, SERVICE, for_service_pods, quantile, rate, summed
-from .promql import increase as increase_of
+from .promql import API_ROUTES, SERVICE, for_service_pods, increase, quantile, rate, summed
 
 UID = "lucidserve-service"
 REQUESTS = "http_server_request_duration_seconds"
@@ -155,7 +154,7 @@ def _pods_up_and_ready() -> PanelBuilder:
 
 
 def _restarts() -> PanelBuilder:
-    restarts = increase_of("kube_pod_container_status_restarts_total", 'namespace=~"$namespace"')
+    restarts = increase("kube_pod_container_status_restarts_total", 'namespace=~"$namespace"')
     return timeseries(
         "Container restarts",
         "Container restarts per pod in each interval (kube-state-metrics): crash loops, OOM kills "

@@ -82,6 +82,15 @@ def test_every_mounted_file_exists(name: str) -> None:
         assert source.exists(), f"{name}: {source} (for {target}) is missing"
 
 
+def test_the_service_runs_read_only_with_the_writable_paths_kubernetes_gives_it() -> None:
+    deployment = yaml.safe_load((REPO / "deploy/k8s/base/deployment.yaml").read_text())
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "lucidserve"]
+    writable = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert SERVICES["lucidserve"]["read_only"] is True
+    assert set(SERVICES["lucidserve"]["tmpfs"]) == writable
+
+
 def test_published_ports_stay_on_loopback() -> None:
     for name, service in SERVICES.items():
         for port in service.get("ports", []):

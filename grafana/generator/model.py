@@ -172,8 +172,8 @@ def _confidence() -> PanelBuilder:
 def _model_info() -> PanelBuilder:
     return info_table(
         "Model and reference version",
-        "The model each job serves (model_info): name and version. The drift reference ships "
-        "inside the bundle, so it has the model's version; a new bundle means a new reference.",
+        "The model each job serves (model_info): name, version, task, the scikit-learn it was "
+        "built with, and reference_version, the drift reference live traffic is compared with.",
         Query(f"model_info{{{MODEL}}}"),
         width=6,
         height=8,
@@ -212,8 +212,9 @@ def _replica_psi() -> PanelBuilder:
 def _pvalues() -> PanelBuilder:
     return timeseries(
         "Drift test p-values",
-        "p-value of each feature's two-sample test against the reference (lowest across "
-        "replicas). Small values (below the dashed 0.01) say the live distribution differs; "
+        "p-value of each feature's chi-square goodness-of-fit test against the reference "
+        "proportions (lowest across replicas). Small values (below the dashed 0.01) say the live "
+        "distribution differs; "
         "with much traffic even a harmless shift is significant, so read them with the PSI.",
         "none",
         [Query(f"min by (feature) (model_drift_pvalue{{{MODEL}}})", "{{feature}}")],

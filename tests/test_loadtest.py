@@ -401,7 +401,7 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
             service.url,
             tmp_path / "locust",
             users=8,
-            run_time=12,
+            run_time=8,
             args=[
                 "--drift-feature",
                 "petal_length",

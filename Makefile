@@ -80,3 +80,11 @@ loadtest: install $(if $(LOADTEST_URL),,train) ## headless Locust run (LOADTEST_
 		$(if $(LOADTEST_URL),--url $(LOADTEST_URL),--model-dir $(MODEL_DIR) $(if $(WORKERS),--workers $(WORKERS))) \
 		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_RUN_TIME) \
 		--out reports/loadtest --shape $(LOADTEST_SHAPE) $(LOADTEST_ARGS)
+
+# Benchmark (bench/, wrk): observability off (A), on (B), on without batching (C), on the iris forest
+# and the breast-cancer pipeline; one table per model, ratios, targets; JSON in reports/bench.json.
+# About 10 minutes by default; e.g. BENCH_ARGS="--duration 5 --repetitions 2 --otlp-sink".
+BENCH_ARGS ?=
+
+bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); reports/bench.json
+	$(BIN)/python -m bench.run --json-out reports/bench.json $(BENCH_ARGS)

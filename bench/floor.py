@@ -1,0 +1,87 @@
+"""The model-only floor: what `predict_proba` alone costs per row, with no service around it.
+
+    python -m bench.floor BUNDLE_DIR [--calls N] [--rows 1,64]
+
+Loads the bundle in-process, builds rows from the card's example values, and prints one JSON object:
+per batch size, the median milliseconds per call over N calls and microseconds per row. The
+benchmark runs it in its own process, pinned to one CPU, as the service's single worker is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lucidserve.bundle.package import model_input
+from lucidserve.bundle.store import load_bundle
+
+DEFAULT_ROWS = (1, 64)
+WARMUP_CALLS = 5
+
+
+def measure_floor(bundle_dir: Path, calls: int, row_counts: Sequence[int]) -> dict[str, Any]:
+    """Median `predict_proba` (or `predict`) time per call and per row for each row count."""
+    bundle = load_bundle(bundle_dir)
+    estimator = bundle.estimator
+    predict = getattr(estimator, "predict_proba", None) or estimator.predict
+    example = {f.name: f.example for f in bundle.card.features}
+    results = []
+    for rows in row_counts:
+        columns = [_column(example[f.name], f.type, rows) for f in bundle.card.features]
+        x = model_input(columns, bundle.card.input_format)
+        for _ in range(WARMUP_CALLS):
+            predict(x)
+        timings = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            predict(x)
+            timings.append(time.perf_counter() - started)
+        per_call = statistics.median(timings)
+        results.append(
+            {
+                "rows": rows,
+                "calls": calls,
+                "ms_per_call": per_call * 1e3,
+                "us_per_row": per_call * 1e6 / rows,
+            }
+        )
+    return {
+        "estimator": describe_estimator(estimator),
+        "method": "predict_proba" if hasattr(estimator, "predict_proba") else "predict",
+        "batches": results,
+    }
+
+
+def describe_estimator(estimator: Any) -> str:
+    """The estimator's class name; a pipeline lists its steps' classes."""
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return "Pipeline(" + ", ".join(type(step).__name__ for _, step in steps) + ")"
+    return type(estimator).__name__
+
+
+def _column(value: Any, kind: str, rows: int) -> np.ndarray:
+    if kind == "number":
+        return np.full(rows, float(value), dtype=np.float64)
+    return np.array([value] * rows, dtype=object)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--calls", type=int, default=200, help="timed calls per batch size")
+    parser.add_argument("--rows", default=",".join(map(str, DEFAULT_ROWS)), help="batch sizes")
+    options = parser.parse_args(argv)
+    rows = [int(part) for part in options.rows.split(",") if part.strip()]
+    print(json.dumps(measure_floor(options.bundle, options.calls, rows)))
+
+
+if __name__ == "__main__":
+    main()

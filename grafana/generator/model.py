@@ -228,7 +228,7 @@ def _window_observations() -> PanelBuilder:
     return timeseries(
         "Observations in the drift window",
         "Observations each feature's drift statistics rest on: per replica window summed over "
-        "replicas, and the fleet's last hour (the alert needs at least 200).",
+        "replicas, and the fleet's last hour (the alert needs at least 500).",
         "short",
         [
             Query(

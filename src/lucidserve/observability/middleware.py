@@ -8,11 +8,12 @@ and the histogram exemplar carry its trace id.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import random
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +56,14 @@ class RequestObservabilityMiddleware:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = _request_id(scope, self.request_ids)
         scope[REQUEST_ID_KEY] = request_id
         scope[STARTED_KEY] = started
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
@@ -128,11 +130,25 @@ class RequestObservabilityMiddleware:
             finish()
 
 
-def _request_id(scope: Scope) -> str:
+class RequestIds:
+    """New request ids: 64 random bits fixed per process, then a counter (32 hex characters).
+
+    Unique across processes and restarts like a UUID4, without a system call per request.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next_id(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+def _request_id(scope: Scope, ids: RequestIds) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _SANE_REQUEST_ID.match(value):
             return str(value.decode("latin-1"))
-    return uuid.uuid4().hex
+    return ids.next_id()
 
 
 def _route_template(scope: Scope) -> str:

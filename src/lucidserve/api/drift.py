@@ -70,7 +70,10 @@ def drift_router(monitor: DriftMonitor | None, guard: Any) -> APIRouter:
         # A plain `def`: reading the workers' window files runs in the thread pool, off the loop.
         if monitor is None:
             raise ApiError(
-                404, "not_found", "Drift monitoring is disabled (LUCIDSERVE_DRIFT_ENABLED=false)."
+                404,
+                "not_found",
+                "Drift monitoring is off (LUCIDSERVE_DRIFT_ENABLED or LUCIDSERVE_METRICS_ENABLED "
+                "is false, or the model card has no drift reference).",
             )
         return monitor.summary()
 

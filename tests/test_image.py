@@ -144,14 +144,15 @@ def test_image_answers_a_prediction(running: RunningImage) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_image_exposes_metrics_merged_across_workers(running: RunningImage) -> None:
-    httpx.post(f"{running.url}/v1/predict", json={"samples": [IRIS_SAMPLE]}, timeout=30)
-    response = httpx.get(f"{running.url}/metrics", timeout=30)
-    assert response.status_code == 200
-    assert re.search(r'^model_ready\{[^}]*model_name="iris"[^}]*\} 1\.0$', response.text, re.M)
+    before = _setosa_predictions(running.url)
+    for _ in range(6):  # a new connection each, so both workers take some
+        response = httpx.post(f"{running.url}/v1/predict", json={"samples": [IRIS_SAMPLE]})
+        assert response.status_code == 200
+    text = httpx.get(f"{running.url}/metrics", timeout=30).text
+    assert _setosa_predictions(running.url) - before == 6
+    assert re.search(r'^model_ready\{[^}]*model_name="iris"[^}]*\} 1\.0$', text, re.M)
     assert re.search(
-        r'^http_server_request_duration_seconds_count\{[^}]*http_route="/v1/predict"',
-        response.text,
-        re.M,
+        r'^http_server_request_duration_seconds_count\{[^}]*http_route="/v1/predict"', text, re.M
     )
 
 
@@ -219,3 +220,11 @@ def test_image_drains_and_exits_zero_on_sigterm(running: RunningImage) -> None:
     code = stop_entry_process(running.process, running.entrypoint[0])
     assert code == 0, running.process.output()[-4000:]
     assert "Shutting down: Master" in running.process.output()
+
+
+def _setosa_predictions(url: str) -> float:
+    """model_predictions_total for setosa, summed over the worker processes' files."""
+    response = httpx.get(f"{url}/metrics", timeout=30)
+    assert response.status_code == 200
+    pattern = r'^model_predictions_total\{[^}]*label="setosa"[^}]*\} (\S+)$'
+    return sum(float(value) for value in re.findall(pattern, response.text, re.M))

@@ -182,13 +182,16 @@ def test_service_keeps_serving_after_every_error(limited: Service) -> None:
     assert response.status_code == 200
 
 
-def test_model_card_is_served_without_the_raw_reference(service: Service) -> None:
+def test_model_card_is_served_with_its_aggregate_drift_reference(service: Service) -> None:
     card = service.client.get("/v1/model").json()
     assert [f["name"] for f in card["features"]] == list(SETOSA)
     assert all(f["unit"] == "cm" and f["type"] == "number" for f in card["features"])
     assert card["classes"] == ["setosa", "versicolor", "virginica"]
-    assert "drift" not in card
-    assert card["drift_reference_version"]
+    assert card["drift_reference_version"] == card["drift"]["version"]
+    petal = card["drift"]["features"]["petal_length"]
+    assert len(petal["bins"]) == len(petal["proportions"])
+    assert sum(petal["proportions"]) == pytest.approx(1.0)
+    assert "trusted_types" not in card
     assert card["metrics"]["accuracy"] > 0.8
 
 

@@ -1,4 +1,4 @@
-"""GET /v1/model: the model card, without the raw drift reference."""
+"""GET /v1/model: the model card (its drift reference is bins and proportions, no raw data)."""
 
 from __future__ import annotations
 

@@ -61,7 +61,11 @@ class ModelCard(BaseModel):
     drift: dict[str, Any] = Field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        """The card as served on /v1/model: the drift reference reduced to its version."""
-        data = self.model_dump(mode="json", exclude={"drift", "trusted_types"})
+        """The card as served on /v1/model.
+
+        The drift reference is aggregate (bin edges and proportions, no rows of the reference
+        data), so it is served: load generators draw realistic traffic from it.
+        """
+        data = self.model_dump(mode="json", exclude={"trusted_types"})
         data["drift_reference_version"] = self.drift.get("version")
         return data

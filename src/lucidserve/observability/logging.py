@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn")
@@ -55,6 +56,8 @@ def json_formatter() -> logging.Formatter:
         style="{",
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp=True,
+        # uvicorn attaches a copy of some messages with terminal colour codes: not for JSON.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
     )
 
 

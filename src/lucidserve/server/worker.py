@@ -43,6 +43,10 @@ class _DrainingServer(Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal once it has shut down; under gunicorn the worker's
+        # handler is then the default one, which would kill the process before gunicorn's exit
+        # path runs the worker_exit hook that flushes the log queue. Let gunicorn end it instead.
+        self._captured_signals.clear()
 
 
 def _begin_drain(app: Any) -> None:

@@ -42,10 +42,14 @@ def disable() -> None:
 def worker_exited(pid: int) -> None:
     """Forget a dead worker's live gauges; fold its counts into the archive (none are lost)."""
     shared = os.environ.get(ENV)
-    if shared:
-        from prometheus_client import multiprocess
+    if not shared:
+        return
+    from prometheus_client import multiprocess
 
-        from lucidserve.observability.exposition import compact_dead_worker
+    from lucidserve.observability.exposition import compact_dead_worker
 
+    try:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
         compact_dead_worker(Path(shared), pid)
+    except FileNotFoundError:
+        pass  # at shutdown the last workers may be reaped after the temp directory is removed

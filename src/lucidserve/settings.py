@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.drift_warn_psi >= self.drift_alert_psi:
+            raise ValueError("drift_warn_psi must be below drift_alert_psi")
+        return self
 
     def accepted_api_keys(self) -> tuple[bytes, ...]:
         """The API keys from the setting and the secret file (one key a line), as bytes."""

@@ -35,7 +35,7 @@ from bench.server import LUCIDSERVE, Server, free_port, start_server
 from bench.wrk import WrkError, WrkResult, ensure_wrk, run_wrk
 
 DATASETS = ("iris", "breast_cancer")
-STARTUP_ALLOWANCE_SECONDS = 15  # per model: training, the floor, three service starts and stops
+STARTUP_ALLOWANCE_SECONDS = 30  # per model: training, the floor, three service starts and stops
 
 
 class BenchError(Exception):
@@ -80,6 +80,9 @@ def _run(options: argparse.Namespace) -> int:
     configs = _configs(options.configs)
     concurrency = _int_list(options.concurrency, "--concurrency")
     datasets = _datasets(options)
+    for option in ("duration", "repetitions", "floor_calls"):
+        if getattr(options, option) < 1:
+            raise BenchError(f"--{option.replace('_', '-')} must be at least 1")
     pinning = plan_pinning()
     warmup = 0 if options.no_warmup else options.warmup
     per_model = len(concurrency) * len(configs) * (warmup + options.repetitions * options.duration)
@@ -112,26 +115,7 @@ def _run(options: argparse.Namespace) -> int:
             results.append(result)
         otlp_info = otlp.as_dict()
     print("\n" + "\n\n".join(blocks), flush=True)
-    document = {
-        "schema": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": environment.git_state(),
-        "machine": environment.machine(),
-        "pinning": pinning.as_dict(),
-        "workers": 1,
-        "load_generator": {"tool": "wrk", "threads": 1, "request": "one-row POST /v1/predict"},
-        "settings": {
-            "duration_seconds": options.duration,
-            "repetitions": options.repetitions,
-            "warmup_seconds": warmup,
-            "concurrency": concurrency,
-            "floor_calls": options.floor_calls,
-        },
-        "configs": {c.key: {"description": c.description, "env": dict(c.env)} for c in configs},
-        "traces": otlp_info,
-        "models": results,
-    }
+    document = _document(plan, started, otlp_info, results)
     out = Path(options.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
@@ -140,8 +124,42 @@ def _run(options: argparse.Namespace) -> int:
         print(
             f"\nbench: WARNING: {errors} wrk errors (the errors column): those cells mean nothing"
         )
+    received = otlp_info["received"]
+    if received:
+        print(
+            f"\nbench: the OTLP sink received {received['requests']} export requests "
+            f"({received['bytes']} bytes)"
+        )
     print(f"\nbench: results in {out}", flush=True)
     return 0
+
+
+def _document(
+    plan: Plan, started: datetime, traces: dict[str, Any], models: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The JSON results: settings, commit, machine, and per model every run and summary."""
+    return {
+        "schema": 1,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": environment.git_state(),
+        "machine": environment.machine(),
+        "pinning": plan.pinning.as_dict(),
+        "workers": 1,
+        "load_generator": {"tool": "wrk", "threads": 1, "request": "one-row POST /v1/predict"},
+        "settings": {
+            "duration_seconds": plan.duration,
+            "repetitions": plan.repetitions,
+            "warmup_seconds": plan.warmup,
+            "concurrency": plan.concurrency,
+            "floor_calls": plan.floor_calls,
+        },
+        "configs": {
+            c.key: {"description": c.description, "env": dict(c.env)} for c in plan.configs
+        },
+        "traces": traces,
+        "models": models,
+    }
 
 
 def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
@@ -254,7 +272,9 @@ def _prepare_models(datasets: Sequence[str], bundles: Sequence[str], work: Path)
         models.append(_model(dataset, out, work))
     for bundle in bundles:
         path = Path(bundle).resolve()
-        models.append(_model(path.name, path, work))
+        taken = {m.name for m in models}
+        name = path.name if path.name not in taken else f"{path.name}-{len(models) + 1}"
+        models.append(_model(name, path, work))
     return models
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from lucidserve.api.drift import drift_router
 from lucidserve.api.errors import install_error_handlers
-from lucidserve.api.security import api_key_guard
+from lucidserve.api.security import api_key_dependencies
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.train import train
 from lucidserve.observability.drift import DriftMonitor
@@ -41,7 +41,7 @@ class Client:
 def client(monitor: DriftMonitor | None, keys: tuple[bytes, ...] = ()) -> Client:
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(drift_router(monitor, api_key_guard(keys)))
+    app.include_router(drift_router(monitor, api_key_dependencies(keys)))
     return Client(app)
 
 

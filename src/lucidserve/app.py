@@ -27,7 +27,7 @@ from lucidserve.api.errors import install_error_handlers
 from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
 from lucidserve.api.predict import predict_router
-from lucidserve.api.security import api_key_guard
+from lucidserve.api.security import api_key_dependencies
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
 from lucidserve.inference.batcher import InferenceQueue
@@ -95,10 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    guard = api_key_guard(runtime.api_keys)
-    app.include_router(predict_router(runtime, guard))
-    app.include_router(model_router(runtime, guard))
-    app.include_router(drift_router(runtime.drift, guard))
+    guards = api_key_dependencies(runtime.api_keys)
+    app.include_router(predict_router(runtime, guards))
+    app.include_router(model_router(runtime, guards))
+    app.include_router(drift_router(runtime.drift, guards))
     app.include_router(health_router(runtime, exposition))
     if settings.cors_origins:
         app.add_middleware(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from lucidserve.api.errors import ApiError
@@ -57,9 +58,9 @@ class DriftSummary(BaseModel):
     features: dict[str, FeatureDrift]
 
 
-def drift_router(monitor: DriftMonitor | None, guard: Any) -> APIRouter:
+def drift_router(monitor: DriftMonitor | None, guards: Sequence[Any]) -> APIRouter:
     """GET /v1/drift from `monitor`; a 404 error when drift monitoring is switched off (None)."""
-    router = APIRouter(prefix="/v1", tags=["drift"], dependencies=[Depends(guard)])
+    router = APIRouter(prefix="/v1", tags=["drift"], dependencies=guards)
 
     @router.get(
         "/drift",

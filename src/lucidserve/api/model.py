@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from lucidserve.runtime import Runtime
 
 
-def model_router(runtime: Runtime, guard: Any) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(guard)])
+def model_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["model"], dependencies=guards)
     public = runtime.card.public()
 
     @router.get("/model", summary="The served model's card")

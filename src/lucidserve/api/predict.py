@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from opentelemetry import trace
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -39,9 +39,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def predict_router(runtime: Runtime, guard: Any) -> APIRouter:
+def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     """The prediction routes for the runtime's model."""
-    router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(guard)])
+    router = APIRouter(prefix="/v1", tags=["predict"], dependencies=guards)
     handler = _PredictHandler(runtime)
     body = runtime.schemas.request_body()
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from lucidserve.api.errors import ApiError
+
+
+def api_key_dependencies(keys: tuple[bytes, ...]) -> list[Any]:
+    """Route dependencies enforcing `keys`; none at all when no key is configured (no cost)."""
+    return [Depends(api_key_guard(keys))] if keys else []
 
 
 def api_key_guard(keys: tuple[bytes, ...]) -> Callable[[Request], Awaitable[None]]:
     """A dependency that rejects requests without one of `keys` (compared in constant time)."""
 
     async def require_key(request: Request) -> None:
-        if not keys:
-            return
         presented = request.headers.get("x-api-key")
         if presented is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -75,6 +75,7 @@ _typed_dict: Any = TypedDict
 
 
 def _field_type(feature: FeatureSpec, card: ModelCard, max_text_length: int) -> Any:
+    """The annotated type of one feature: its constraints plus what /docs shows of it."""
     description = feature.description
     extra: dict[str, Any] = {}
     if feature.unit:
@@ -83,34 +84,17 @@ def _field_type(feature: FeatureSpec, card: ModelCard, max_text_length: int) -> 
     if feature.range is not None:
         extra["x-observed-range"] = [feature.range.min, feature.range.max]
         description += f" Observed in training: {feature.range.min:g} to {feature.range.max:g}."
-    examples = [feature.example] if feature.example is not None else None
+    documented: dict[str, Any] = {
+        "description": description.strip(),
+        "examples": [feature.example] if feature.example is not None else None,
+        "json_schema_extra": extra,
+    }
     if feature.type == "number":
-        return Annotated[
-            float,
-            Field(
-                strict=True,
-                allow_inf_nan=False,
-                description=description.strip(),
-                examples=examples,
-                json_schema_extra=extra,
-            ),
-        ]
+        return Annotated[float, Field(strict=True, allow_inf_nan=False, **documented)]
     if feature.type == "category" and feature.categories and not card.handles_unknown_categories:
-        return Annotated[
-            Literal[tuple(feature.categories)],
-            Field(description=description.strip(), examples=examples, json_schema_extra=extra),
-        ]
+        return Annotated[Literal[tuple(feature.categories)], Field(**documented)]
     limit = min(feature.max_length or max_text_length, max_text_length)
-    return Annotated[
-        str,
-        Field(
-            strict=True,
-            max_length=limit,
-            description=description.strip(),
-            examples=examples,
-            json_schema_extra=extra,
-        ),
-    ]
+    return Annotated[str, Field(strict=True, max_length=limit, **documented)]
 
 
 class Prediction(BaseModel):

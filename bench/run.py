@@ -6,8 +6,10 @@
 For each model it trains (or takes) a bundle, measures the model-only floor, starts one 1-worker
 service per configuration (pinned to one CPU, wrk to another where there are two), and runs wrk at
 each concurrency: a warm-up per configuration, then the repetitions interleaved A, B, C, A, B, C...
-It prints one table per model (medians of req/s, p50, p99), the ratios B/A and B/C, the floor and
-the issue's targets (pass/fail, informational), and writes everything as JSON.
+The three services stay up together, idle but for the one under load, so a slow minute on a shared
+machine hits every configuration alike. It prints one table per model (medians of req/s, p50,
+p99), the ratios B/A and B/C, the floor and the issue's targets (pass/fail, informational), and
+writes everything as JSON.
 """
 
 from __future__ import annotations
@@ -164,13 +166,13 @@ def _document(
 
 def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
     """Floor, services, interleaved runs; returns the printed block and the JSON record."""
+    # The floor runs alone, before the services start, on the CPU the services will get: with
+    # two vCPUs that may share a physical core, a starting service would slow it down.
+    floor = _floor(model, plan.floor_calls, plan.pinning.server())
+    print(f"bench: {model.name}: {floor['estimator']}, floor measured", flush=True)
     runs: list[report.Run] = []
     with ExitStack() as stack:
         servers = _start_servers(model, plan, stack)
-        # The floor runs on the load generator's CPU while the services start on theirs: the CPUs
-        # are alike, and nothing else runs there until the services are ready.
-        floor = _floor(model, plan.floor_calls, plan.pinning.load())
-        print(f"bench: {model.name}: {floor['estimator']}, floor measured", flush=True)
         for server in servers.values():
             server.wait_ready()
         for connections in plan.concurrency:
@@ -231,8 +233,8 @@ def _report_errors(
 
 
 def _start_servers(model: Model, plan: Plan, stack: ExitStack) -> dict[str, Server]:
-    """One service per configuration, alive for the model's runs so runs can interleave; started,
-    not yet ready."""
+    """One service per configuration, alive for the model's runs so runs can interleave (started,
+    not yet ready)."""
     servers = {}
     for config in plan.configs:
         env = service_env(os.environ, config, plan.otlp.endpoint)

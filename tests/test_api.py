@@ -77,7 +77,10 @@ def test_unknown_label_is_422_listing_the_valid_ones(service: Service) -> None:
 
 
 def test_key_order_and_number_formatting_do_not_matter(service: Service) -> None:
-    reordered = b'{"samples":[{"petal_width":0.20,"petal_length":1.40,"sepal_width":3.5,"sepal_length":5.10}]}'
+    reordered = (
+        b'{"samples":[{"petal_width":0.20,"petal_length":1.40,'
+        b'"sepal_width":3.5,"sepal_length":5.10}]}'
+    )
     plain = service.client.post("/v1/predict", json={"samples": [SETOSA]}).json()
     other = service.client.post(
         "/v1/predict", content=reordered, headers={"content-type": "application/json"}

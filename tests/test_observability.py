@@ -72,6 +72,7 @@ def test_spans_reach_the_collector_with_the_log_and_trace_ids(
         assert server.parent_span_id == "00f067aa0ba902b7"  # W3C traceparent continued
         assert spans["inference"].parent_span_id == server.span_id
         assert spans["inference"].attributes["model.request_rows"] == 2
+        assert spans["queue"].attributes["model.queue_ms"] >= 0
         assert server.resource["service.name"] == "lucidserve-test"
         assert server.resource["model.name"] == "iris"
         lines = [r for r in log_records(svc) if r.get("request_id") == request_id]

@@ -22,7 +22,11 @@ def record_inference_spans(outcome: Outcome, request_rows: int) -> None:
     def ns(stamp: float) -> int:
         return offset + int(stamp * 1e9)
 
-    attributes = {"model.batch_rows": outcome.batch_rows, "model.request_rows": request_rows}
+    attributes = {
+        "model.batch_rows": outcome.batch_rows,
+        "model.request_rows": request_rows,
+        "model.queue_ms": round((outcome.started - outcome.enqueued) * 1000.0, 3),
+    }
     queue = _tracer.start_span("queue", start_time=ns(outcome.enqueued), attributes=attributes)
     queue.end(end_time=ns(outcome.started))
     inference = _tracer.start_span(

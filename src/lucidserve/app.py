@@ -37,7 +37,7 @@ from lucidserve.observability.exemplars import ExemplarStore
 from lucidserve.observability.exposition import PooledCollector
 from lucidserve.observability.metrics import ServiceMetrics, build_metrics
 from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
-from lucidserve.observability.tracing import create_tracer_provider
+from lucidserve.observability.tracing import create_tracing
 from lucidserve.runtime import Runtime
 from lucidserve.server import multiprocess
 from lucidserve.settings import Settings
@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
         runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)
         exposition.register(runtime.drift.collector())
-    provider = create_tracer_provider(card.name, card.version)
+    tracing = create_tracing(card.name, card.version)
+    provider = tracing.provider
     if provider is not None:
         trace.set_tracer_provider(provider)
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "logs": False,
             "operation_spans": False,
             "auto_configure": False,
+            "exclude": tracing.skip_request,
         },
     )
     app.state.runtime = runtime

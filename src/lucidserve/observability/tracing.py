@@ -1,49 +1,102 @@
-"""The OpenTelemetry tracer provider, created in each worker after fork.
+"""OpenTelemetry tracing: the SDK provider, created in each worker after fork, and edge sampling.
 
-Configured by the standard OTEL_* variables, which the SDK reads itself: OTEL_SERVICE_NAME,
-OTEL_TRACES_SAMPLER(_ARG), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, OTEL_SDK_DISABLED. When no sampler
-is named, the default is parent-based ratio sampling at DEFAULT_SAMPLE_RATIO.
+Configured by the standard OTEL_* variables: OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER(_ARG),
+OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, OTEL_SDK_DISABLED. When no sampler is named, the default is
+parent-based ratio sampling at DEFAULT_SAMPLE_RATIO.
+
+Edge sampling: with a parent-based sampler (the default, or any `parentbased_*` one), the sampling
+decision is taken before FastAPI's telemetry runs, from the caller's `traceparent` flags or, for a
+new trace, the ratio. A request not sampled then costs nothing at all (FastAPI's telemetry is
+skipped for it, through its `exclude` hook) instead of building attributes and a non-recording span;
+the SDK samples every request let through. The outcome is the same as the SDK's parent-based
+sampler; other samplers (`always_on`, `traceidratio`, ...) are left to the SDK for every request.
 """
 
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 
 from lucidserve import __version__
 
 DEFAULT_SAMPLE_RATIO = 0.1
+_EDGE_SAMPLERS = {"parentbased_traceidratio", "parentbased_always_on", "parentbased_always_off"}
 
 
-def create_tracer_provider(model_name: str, model_version: str) -> TracerProvider | None:
-    """A provider with the OTLP/HTTP exporter when an endpoint is configured; None if disabled."""
+@dataclass(frozen=True)
+class Tracing:
+    """The process's tracer provider (None when disabled) and the edge-sampling decision."""
+
+    provider: TracerProvider | None
+    skip_request: Callable[[MutableMapping[str, Any]], bool] | None
+
+
+def create_tracing(model_name: str, model_version: str) -> Tracing:
+    """A provider with the OTLP/HTTP exporter when an endpoint is configured."""
     # The OTEL_* variables are the SDK's own contract; reading them here is that library's demand.
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return None
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return Tracing(provider=None, skip_request=None)
     resource = Resource.create(
         {
-            "service.name": os.environ.get("OTEL_SERVICE_NAME", "lucidserve"),
+            "service.name": env.get("OTEL_SERVICE_NAME", "lucidserve"),
             "service.version": __version__,
             "model.name": model_name,
             "model.version": model_version,
         }
     )
-    provider = TracerProvider(resource=resource, sampler=_sampler(), shutdown_on_exit=False)
-    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    ):
+    ratio = edge_sampling_ratio(env.get("OTEL_TRACES_SAMPLER"), env.get("OTEL_TRACES_SAMPLER_ARG"))
+    sampler: Sampler | None = ParentBased(ALWAYS_ON) if ratio is not None else None
+    provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return provider
+    skip = EdgeSampler(ratio).skip if ratio is not None else None
+    return Tracing(provider=provider, skip_request=skip)
 
 
-def _sampler() -> Sampler | None:
-    if os.environ.get("OTEL_TRACES_SAMPLER"):
-        return None  # the SDK builds the named sampler from the environment
-    ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", DEFAULT_SAMPLE_RATIO))
-    return ParentBased(TraceIdRatioBased(ratio))
+def edge_sampling_ratio(sampler: str | None, argument: str | None) -> float | None:
+    """The ratio of new traces to sample at the edge, or None to leave sampling to the SDK."""
+    name = (sampler or "parentbased_traceidratio").strip().lower()
+    if name not in _EDGE_SAMPLERS:
+        return None
+    if name == "parentbased_always_on":
+        return 1.0
+    if name == "parentbased_always_off":
+        return 0.0
+    default = DEFAULT_SAMPLE_RATIO if sampler is None else 1.0  # the SDK's default for a bad arg
+    try:
+        return min(1.0, max(0.0, float(argument))) if argument else default
+    except ValueError:
+        return default
+
+
+class EdgeSampler:
+    """Parent-based sampling decided from the request's headers alone."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = ratio
+
+    def skip(self, scope: MutableMapping[str, Any]) -> bool:
+        """True when the request is not to be traced."""
+        if scope["type"] != "http":
+            return False
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                parts = value.split(b"-")
+                if len(parts) >= 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+                    try:
+                        return not int(parts[3][:2], 16) & 1  # the caller's sampled flag
+                    except ValueError:
+                        break
+                break  # a malformed header starts a new trace, as the propagator does
+        return random.random() >= self.ratio  # noqa: S311 - sampling, not security

@@ -1,0 +1,85 @@
+"""Edge sampling: the parent-based decision taken from the headers, before any span is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lucidserve.observability.tracing import DEFAULT_SAMPLE_RATIO, EdgeSampler, edge_sampling_ratio
+from tests.support.otlp import OtlpReceiver
+from tests.support.processes import start_service, wait_until
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def scope_with(traceparent: bytes | None) -> dict:
+    headers = [(b"host", b"x")] + ([(b"traceparent", traceparent)] if traceparent else [])
+    return {"type": "http", "headers": headers}
+
+
+@pytest.mark.parametrize(
+    ("sampler", "argument", "ratio"),
+    [
+        (None, None, DEFAULT_SAMPLE_RATIO),
+        (None, "0.5", 0.5),
+        ("parentbased_traceidratio", "0.25", 0.25),
+        ("parentbased_traceidratio", "not-a-number", 1.0),
+        ("parentbased_always_on", None, 1.0),
+        ("parentbased_always_off", None, 0.0),
+        ("always_on", None, None),
+        ("traceidratio", "0.5", None),
+    ],
+)
+def test_which_samplers_are_decided_at_the_edge(
+    sampler: str | None, argument: str | None, ratio: float | None
+) -> None:
+    assert edge_sampling_ratio(sampler, argument) == ratio
+
+
+def test_the_callers_sampled_flag_decides() -> None:
+    never = EdgeSampler(0.0)
+    assert not never.skip(scope_with(f"00-{TRACE}-b7ad6b7169203331-01".encode()))
+    always = EdgeSampler(1.0)
+    assert always.skip(scope_with(f"00-{TRACE}-b7ad6b7169203331-00".encode()))
+
+
+def test_new_traces_follow_the_ratio() -> None:
+    sampler = EdgeSampler(0.25)
+    kept = sum(not sampler.skip(scope_with(None)) for _ in range(20_000))
+    assert 4_400 < kept < 5_600  # 25 % of 20,000, far beyond chance either side
+    assert EdgeSampler(1.0).skip(scope_with(b"garbage")) is False
+    assert EdgeSampler(0.0).skip(scope_with(b"garbage")) is True
+
+
+def test_an_unsampled_service_still_continues_a_sampled_callers_trace(
+    iris_bundle: Path, tmp_path: Path
+) -> None:
+    receiver = OtlpReceiver().start()
+    env = {
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    svc = start_service(iris_bundle, tmp_path / "service.log", env=env)
+    sample = {"sepal_length": 5.0, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}
+    try:
+        traced = svc.client.post(
+            "/v1/predict",
+            json={"samples": [sample]},
+            headers={"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"},
+        )
+        untraced = svc.client.post("/v1/predict", json={"samples": [sample]})
+        assert traced.status_code == untraced.status_code == 200
+        wait_until(lambda: TRACE in receiver.trace_ids(), timeout=20, what="the caller's trace")
+        lines = svc.log_lines()
+        traced_lines = [line for line in lines if traced.json()["request_id"] in line]
+        untraced_lines = [line for line in lines if untraced.json()["request_id"] in line]
+        assert traced_lines
+        assert all(TRACE in line for line in traced_lines)
+        assert untraced_lines
+        assert not any('"trace_id"' in line for line in untraced_lines)
+        assert receiver.trace_ids() == {TRACE}
+    finally:
+        svc.stop()
+        receiver.stop()

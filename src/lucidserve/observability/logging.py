@@ -1,21 +1,27 @@
 """JSON logs on stdout for every logger, written off the event loop and flushed at shutdown.
 
 Each process has one root handler. In a serving worker it is a QueueHandler, so a request only
-puts the record on a queue; a listener thread formats it (python-json-logger's orjson formatter)
-and writes it to stdout. The queue is unbounded on purpose: a slow stdout costs memory, never a
-lost line or a blocked event loop. `LogPipeline.close()` drains it at shutdown.
+puts the record on a queue; a writer thread formats records (python-json-logger's orjson
+formatter) and writes them to stdout in bursts: it wakes on the first record, lets a few
+milliseconds of lines gather, and writes them with one call, so a busy worker pays one thread
+wake-up and one write for many lines. The queue is unbounded on purpose: a slow stdout costs
+memory, never a lost line or a blocked event loop. `LogPipeline.close()` drains it at shutdown.
 gunicorn's and uvicorn's loggers forward to the root handler, so their lines are JSON too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import queue
 import sys
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
+import orjson
 from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
@@ -61,16 +67,64 @@ def json_formatter() -> logging.Formatter:
     )
 
 
+class BurstWriter:
+    """Formats queued records and writes them to a stream in bursts, on its own thread."""
+
+    _STOP = object()
+
+    def __init__(
+        self,
+        records: queue.SimpleQueue[Any],
+        formatter: logging.Formatter,
+        stream: TextIO,
+        linger_seconds: float = 0.005,
+    ) -> None:
+        self._records = records
+        self._formatter = formatter
+        self._stream = stream
+        self._linger = linger_seconds
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write every record queued so far, then end the thread."""
+        self._records.put(self._STOP)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            burst = [self._records.get()]
+            time.sleep(self._linger)  # let the rest of a burst arrive
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    burst.append(self._records.get_nowait())
+            stopping = any(record is self._STOP for record in burst)
+            lines = [self._line(r) for r in burst if r is not self._STOP]
+            if lines:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+
+    def _line(self, record: logging.LogRecord) -> str:
+        try:
+            return self._formatter.format(record)
+        except Exception as exc:  # one bad record must not stop the writer
+            problem = {"level": "ERROR", "logger": "lucidserve.logging", "message": repr(exc)}
+            return orjson.dumps(problem).decode()
+
+
 @dataclass
 class LogPipeline:
     """The process's logging setup; `close()` flushes every queued line."""
 
-    listener: logging.handlers.QueueListener | None = None
+    writer: BurstWriter | None = None
 
     def close(self) -> None:
-        if self.listener is not None:
-            self.listener.stop()
-            self.listener = None
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
         for handler in logging.getLogger().handlers:
             handler.flush()
         sys.stdout.flush()
@@ -94,8 +148,8 @@ def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
     if asynchronous:
         records: queue.SimpleQueue[Any] = queue.SimpleQueue()
         target = _EnqueueAsIs(records)
-        pipeline.listener = logging.handlers.QueueListener(records, stream)
-        pipeline.listener.start()
+        pipeline.writer = BurstWriter(records, json_formatter(), sys.stdout)
+        pipeline.writer.start()
     target.addFilter(TraceContextFilter())
     root.addHandler(target)
     root.setLevel(level)

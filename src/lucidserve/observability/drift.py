@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from lucidserve.bundle.card import FeatureSpec
 from lucidserve.bundle.reference import EPSILON
-from lucidserve.observability.drift_bins import FeatureBins, compile_reference
+from lucidserve.observability.drift_bins import FeatureBins, NumericBlock, compile_reference
 from lucidserve.observability.drift_stats import DriftStatistics, evaluate
 from lucidserve.observability.drift_window import LocalWindow, SharedWindow, WindowLayout
 from lucidserve.observability.metrics import ModelMetrics
@@ -53,6 +53,8 @@ class DriftMonitor:
         """Compile the reference; the window is shared through files in `window_dir`, by default a
         subdirectory of prometheus_client's multiprocess directory (in one process: memory)."""
         self.bins = compile_reference(reference, features)
+        self._numeric = NumericBlock([b for b in self.bins[:-1] if b.kind == "numeric"])
+        self._other_bins = [b for b in self.bins[:-1] if b.kind != "numeric"]
         self.reference_version = str(reference.get("version", ""))
         self.epsilon = float(reference.get("epsilon", EPSILON))
         self.settings = settings
@@ -73,7 +75,8 @@ class DriftMonitor:
 
     def observe(self, columns: Mapping[str, np.ndarray], predictions: np.ndarray) -> None:
         """Count one predicted batch: `columns` maps feature name to values, one per row."""
-        indices = [b.offset + b.bin_index(columns[b.feature]) for b in self.bins[:-1]]
+        indices = [self._numeric.cells(columns)] if self._numeric.features else []
+        indices += [b.offset + b.bin_index(columns[b.feature]) for b in self._other_bins]
         indices.append(self.bins[-1].offset + self.bins[-1].bin_index(predictions))
         counts = np.bincount(np.concatenate(indices), minlength=self.layout.cells)
         self.window.add(counts, self._clock())

@@ -1,8 +1,9 @@
 """The drift reference compiled for counting: each feature's bins as vectorised binning functions.
 
 Live values are binned with exactly the reference's edges and categories (bundle/reference.py):
-one `searchsorted` per numeric feature per batch, one C-level hash lookup per categorical value,
-never a Python loop over rows.
+all numeric features of a batch at once (`NumericBlock`: one comparison against every feature's
+edges, what `searchsorted` computes feature by feature), one C-level hash lookup per categorical
+value, never a Python loop over rows.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FeatureBins:
     proportions: np.ndarray
     offset: int
     bin_index: Binner
+    edges: np.ndarray | None = None  # numeric kinds: the searchsorted boundaries
 
     @property
     def cells(self) -> slice:
@@ -56,9 +58,38 @@ def compile_reference(
         proportions = np.asarray(spec["proportions"], dtype=np.float64)
         if len(proportions) != len(labels):
             raise ValueError(f"drift reference of {name!r}: bins and proportions differ in length")
-        compiled.append(FeatureBins(name, spec["kind"], labels, proportions, offset, _binner(spec)))
+        edges = np.asarray(spec["edges"], dtype=np.float64) if "edges" in spec else None
+        compiled.append(
+            FeatureBins(name, spec["kind"], labels, proportions, offset, _binner(spec), edges)
+        )
         offset += len(labels)
     return compiled
+
+
+class NumericBlock:
+    """Every numeric feature binned together: for a batch of n rows and F features, one n x F x K
+    comparison with the edges (padded with +inf) instead of F `searchsorted` calls, whose per-call
+    overhead dominates for the small batches a lightly loaded service sees."""
+
+    def __init__(self, bins: Sequence[FeatureBins]) -> None:
+        self.features = [b.feature for b in bins]
+        edges = [b.edges for b in bins if b.edges is not None]
+        if len(edges) != len(bins):
+            raise ValueError("every feature of a numeric block needs its edges")
+        width = max((len(e) for e in edges), default=0)
+        self._boundaries = np.full((len(edges), width), np.inf)
+        for row, e in enumerate(edges):
+            self._boundaries[row, : len(e)] = e
+        self._lengths = np.array([len(e) for e in edges], dtype=np.intp)
+        self._offsets = np.array([b.offset for b in bins], dtype=np.intp)
+
+    def cells(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The cell index of every (row, feature) value, flattened."""
+        values = np.column_stack([np.asarray(columns[f], dtype=np.float64) for f in self.features])
+        index = (values[:, :, None] >= self._boundaries[None, :, :]).sum(axis=2)
+        index = np.minimum(index, self._lengths)  # +inf would also pass the +inf padding
+        index = np.where(np.isnan(values), self._lengths + 1, index)  # the missing bin
+        return (index + self._offsets).ravel()
 
 
 def _binner(spec: Mapping[str, Any]) -> Binner:

@@ -72,13 +72,18 @@ class Server:
 
 
 def start_server(
-    model_dir: Path, log_path: Path, env: Mapping[str, str], pin: Sequence[str] = ()
+    model_dir: Path,
+    log_path: Path,
+    env: Mapping[str, str],
+    pin: Sequence[str] = (),
+    workers: int | None = 1,
 ) -> Server:
-    """Start `lucidserve serve --workers 1` on a free loopback port; does not wait for readiness."""
+    """Start `lucidserve serve` on a free loopback port (one worker unless told; None: the
+    server's default); does not wait for readiness. Also used by `make loadtest`."""
     port = free_port()
     command = [
         *pin, *LUCIDSERVE, "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--model-dir", str(model_dir), "--workers", "1",
+        "--model-dir", str(model_dir), *(["--workers", str(workers)] if workers else []),
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:

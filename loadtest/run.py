@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
-import socket
+import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from bench.server import ServerError, start_server
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-READY_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,52 +64,19 @@ def _target(options: argparse.Namespace, out: Path) -> Iterator[str]:
     if options.url:
         yield options.url.rstrip("/")
         return
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "lucidserve", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--model-dir", options.model_dir,
-        *(["--workers", str(options.workers)] if options.workers else []),
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with (out / "service.log").open("wb") as log:
-        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    server = start_server(
+        Path(options.model_dir), out / "service.log", os.environ, workers=options.workers
+    )
     try:
-        _wait_ready(service, url)
-        print(f"local service on {url} (log: {out / 'service.log'})", flush=True)
-        yield url
+        server.wait_ready()
+    except ServerError as exc:
+        server.stop()
+        raise SystemExit(f"the local service did not start: {exc}") from None
+    try:
+        print(f"local service on {server.url} (log: {server.log_path})", flush=True)
+        yield server.url
     finally:
-        _stop(service)
-
-
-def _wait_ready(service: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise SystemExit(f"the local service exited with code {service.returncode}")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{url}/readyz", timeout=2) as response,  # noqa: S310
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"the local service was not ready within {READY_TIMEOUT_SECONDS:.0f}s")
-
-
-def _stop(service: subprocess.Popen[bytes]) -> None:
-    if service.poll() is None:
-        service.send_signal(signal.SIGTERM)
-        try:
-            service.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ test: install system-deps lint typecheck pytest ## the whole suite: lint, types,
 lock: ## re-resolve the lock files after changing pyproject.toml
 	$(UV) pip compile pyproject.toml --all-extras --generate-hashes --universal --python-version 3.11 --no-emit-index-url --no-emit-find-links -q -o requirements-dev.lock
 	$(UV) pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --no-emit-index-url --no-emit-find-links -q -o requirements.lock
+	echo 'hatchling>=1.25' | $(UV) pip compile - --generate-hashes --universal --python-version 3.11 --no-emit-index-url --no-emit-find-links -q -o requirements-build.lock
 
 clean: ## remove the environment, models and reports
 	rm -rf $(VENV) $(VENV)-uv models reports .pytest_cache .mypy_cache .ruff_cache

@@ -243,10 +243,12 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+_tracer = trace.get_tracer("lucidserve")  # a proxy: follows the provider set later, once per worker
+
+
 def _span(name: str) -> Any:
-    tracer = trace.get_tracer("lucidserve")
     if trace.get_current_span().is_recording():
-        return tracer.start_as_current_span(name)
+        return _tracer.start_as_current_span(name)
     return _NO_SPAN
 
 

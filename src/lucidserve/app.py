@@ -148,8 +148,7 @@ async def _load_model(runtime: Runtime) -> None:
         bundle = await asyncio.to_thread(load_bundle, settings.model_dir)
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
-    except Exception as exc:
-        runtime.load_error = str(exc)
+    except Exception:
         logger.exception("model failed to load", extra={"event": "model_load_failed"})
         return
     model_metrics = runtime.metrics.model if runtime.metrics is not None else None

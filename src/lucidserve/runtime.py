@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from lucidserve.api.errors import ApiError
 from lucidserve.bundle.card import ModelCard
@@ -26,8 +25,6 @@ class Runtime:
     queue: InferenceQueue | None = None
     drift: DriftMonitor | None = None
     draining: bool = False
-    load_error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:

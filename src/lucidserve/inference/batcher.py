@@ -93,10 +93,6 @@ class InferenceQueue:
                 await self._consumer
         self._executor.shutdown(wait=True)
 
-    def predict_now(self, samples: Sequence[Sample]) -> BatchResult:
-        """Predict synchronously on the caller's thread (warm-up only)."""
-        return self._predictor.predict(samples)
-
     async def submit(self, samples: Sequence[Sample]) -> Outcome:
         """Queue `samples` and wait for their predictions."""
         rows = len(samples)

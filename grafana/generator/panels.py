@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
@@ -39,6 +40,9 @@ class Step:
     color: str
 
 
+P = TypeVar("P")
+
+
 def timeseries(
     title: str,
     description: str,
@@ -55,13 +59,7 @@ def timeseries(
 ) -> timeseries_builders.Panel:
     """A time series panel; thresholds, when given, are drawn as dashed lines."""
     panel = (
-        timeseries_builders.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
+        _framed(timeseries_builders.Panel(), title, description, unit, width, height)
         .targets(_targets(queries))
         .line_width(1)
         .fill_opacity(10)
@@ -111,13 +109,7 @@ def heatmap(
     """A heatmap of a Prometheus histogram's buckets (query in `heatmap` format); `unit` is the
     bucket axis, `cell_unit` the rate counted in each cell."""
     return (
-        heatmap_builders.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
+        _framed(heatmap_builders.Panel(), title, description, unit, width, height)
         .with_target(_target(query, "A").format(prometheus.PromQueryFormat.HEATMAP))
         .calculate(False)
         .y_axis(heatmap_builders.YAxisConfig().unit(unit))
@@ -141,13 +133,7 @@ def stat(
 ) -> stat_builders.Panel:
     """A single value (the last one in the time range), coloured by thresholds."""
     panel = (
-        stat_builders.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
+        _framed(stat_builders.Panel(), title, description, unit, width, height)
         .targets(_targets(queries))
         .thresholds(_thresholds(thresholds))
         .color_mode(common.BigValueColorMode.VALUE)
@@ -168,17 +154,25 @@ def info_table(
     """The labels of an info-style series (value 1) as a table, one row per series."""
     exclude = {"Time": True, "Value": True, "__name__": True}
     return (
-        table_builders.Panel()
-        .title(title)
-        .description(description)
-        .unit("string")
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
+        _framed(table_builders.Panel(), title, description, "string", width, height)
         .with_target(_target(query, "A").instant().format(prometheus.PromQueryFormat.TABLE))
         .with_transformation(
             dashboard.DataTransformerConfig(id_val="organize", options={"excludeByName": exclude})
         )
+    )
+
+
+def _framed(panel: P, title: str, description: str, unit: str, width: int, height: int) -> P:
+    """What every panel sets alike: title, description, unit, the datasource variable, its size."""
+    framed: Any = panel
+    return cast(
+        P,
+        framed.title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(height),
     )
 
 

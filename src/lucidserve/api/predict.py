@@ -6,9 +6,9 @@ metrics, prediction log lines -> orjson response.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
+from logging import INFO
 from typing import Any
 
 import numpy as np
@@ -21,12 +21,13 @@ from starlette.responses import Response
 from lucidserve.api.errors import ApiError, ErrorResponse, validation_error
 from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
 from lucidserve.inference.batcher import Outcome, Overloaded
+from lucidserve.observability.events import EventLogger
 from lucidserve.observability.hashing import input_hasher
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
 from lucidserve.observability.spans import record_inference_spans
 from lucidserve.runtime import Runtime
 
-prediction_logger = logging.getLogger("lucidserve.predictions")
+prediction_lines = EventLogger("lucidserve.predictions")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
@@ -188,7 +189,7 @@ class _PredictHandler:
             if confidence_list is not None:
                 for confidence in confidence_list:
                     self.model.confidence.observe(confidence)
-        if not self.log_predictions:
+        if not self.log_predictions or not prediction_lines.enabled():
             return
         started = request.scope.get(STARTED_KEY)
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3) if started else None
@@ -205,7 +206,7 @@ class _PredictHandler:
             }
             if self.log_inputs:
                 fields["inputs"] = sample
-            prediction_logger.info("prediction", extra=fields)
+            prediction_lines.emit(INFO, "prediction", fields)
 
 
 def _require_json(request: Request) -> None:

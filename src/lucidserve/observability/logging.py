@@ -2,10 +2,11 @@
 
 Each process has one root handler. In a serving worker it is a QueueHandler, so a request only
 puts the record on a queue; a writer thread formats records (python-json-logger's orjson
-formatter) and writes them to stdout in bursts: it wakes on the first record, lets a few
-milliseconds of lines gather, and writes them with one call, so a busy worker pays one thread
-wake-up and one write for many lines. The queue is unbounded on purpose: a slow stdout costs
-memory, never a lost line or a blocked event loop. `LogPipeline.close()` drains it at shutdown.
+formatter) and the hot path's event lines (events.py, already dicts) and writes them to stdout
+in bursts: it wakes on the first record, lets a few milliseconds of lines gather, and writes
+them with one call, so a busy worker pays one thread wake-up and one write for many lines. The
+queue is unbounded on purpose: a slow stdout costs memory, never a lost line or a blocked event
+loop. `LogPipeline.close()` drains it at shutdown.
 gunicorn's and uvicorn's loggers forward to the root handler, so their lines are JSON too.
 """
 
@@ -25,6 +26,8 @@ import orjson
 from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
+
+from lucidserve.observability import events
 
 FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn")
 
@@ -107,12 +110,19 @@ class BurstWriter:
                 self._stream.write("\n".join(lines) + "\n")
                 self._stream.flush()
 
-    def _line(self, record: logging.LogRecord) -> str:
+    def _line(self, record: logging.LogRecord | events.Event) -> str:
         try:
+            if isinstance(record, tuple):
+                return events.render(record)
             return self._formatter.format(record)
         except Exception as exc:  # one bad record must not stop the writer
             problem = {"level": "ERROR", "logger": "lucidserve.logging", "message": repr(exc)}
             return orjson.dumps(problem).decode()
+
+
+def _write_now(event: events.Event) -> None:
+    sys.stdout.write(events.render(event) + "\n")
+    sys.stdout.flush()
 
 
 @dataclass
@@ -123,6 +133,7 @@ class LogPipeline:
 
     def close(self) -> None:
         if self.writer is not None:
+            events.install_sink(_write_now)  # a line emitted after this is written, not queued
             self.writer.stop()
             self.writer = None
         for handler in logging.getLogger().handlers:
@@ -150,6 +161,9 @@ def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
         target = _EnqueueAsIs(records)
         pipeline.writer = BurstWriter(records, json_formatter(), sys.stdout)
         pipeline.writer.start()
+        events.install_sink(records.put)
+    else:
+        events.install_sink(_write_now)
     target.addFilter(TraceContextFilter())
     root.addHandler(target)
     root.setLevel(level)

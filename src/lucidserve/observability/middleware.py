@@ -21,6 +21,7 @@ import orjson
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lucidserve.observability.events import EventLogger
 from lucidserve.observability.metrics import HttpMetrics
 
 REQUEST_ID_KEY = "lucidserve.request_id"
@@ -30,7 +31,7 @@ KNOWN_METHODS = frozenset(
 )
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _CLIENT_CLOSED = 499  # nginx's convention for a request the client abandoned
-access_logger = logging.getLogger("lucidserve.access")
+access_lines = EventLogger("lucidserve.access")
 error_logger = logging.getLogger("lucidserve.error")
 
 
@@ -183,8 +184,7 @@ def _log_access(
         "latency_ms": round(seconds * 1000.0, 3),
         "client_address": client[0] if client else None,
     }
-    level = logging.ERROR if status >= 500 else logging.INFO
-    access_logger.log(level, "request", extra=fields)
+    access_lines.emit(logging.ERROR if status >= 500 else logging.INFO, "request", fields)
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from lucidserve.observability import events
 from lucidserve.observability.events import Event, EventLogger
+from lucidserve.observability.logging import json_formatter
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def sunk() -> Iterator[list[Event]]:
 def test_an_event_renders_as_a_json_log_line(sunk: list[Event]) -> None:
     logging.getLogger("test.events.shape").setLevel(logging.INFO)
     EventLogger("test.events.shape").emit(logging.INFO, "prediction", {"label": "a", "n": 1.5})
-    line = json.loads(events.render(sunk[0]))
+    line = json.loads(events.render(sunk[0], json_formatter()))
     assert list(line)[:5] == ["message", "level", "logger", "label", "n"]
     assert line["message"] == "prediction"
     assert line["level"] == "INFO"

@@ -1,4 +1,4 @@
-"""Event lines (a prediction, an access) written without a LogRecord, at about 1 µs a line.
+"""Event lines (a prediction, an access) written without a LogRecord, in a few microseconds.
 
 The hot path writes two lines per request. Through `logging` each costs a LogRecord, a handler
 filter, a queue hand-off and python-json-logger's formatting on the writer thread: about 40 µs of
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from opentelemetry import trace
+from pythonjsonlogger.core import BaseJsonFormatter
 
 Event = tuple[dict[str, Any], float]
 """A line's fields and its creation time (seconds since the epoch)."""
@@ -36,11 +36,12 @@ def install_sink(sink: Callable[[Event], object] | None) -> None:
     _sink = sink
 
 
-def render(event: Event) -> str:
-    """The JSON line of an event: its fields, then the RFC 3339 UTC timestamp (as logging's)."""
+def render(event: Event, formatter: BaseJsonFormatter) -> str:
+    """The JSON line of an event, by `formatter`: its fields, then the UTC timestamp that the
+    formatter gives log records."""
     fields, created = event
     fields["timestamp"] = datetime.fromtimestamp(created, UTC)
-    return orjson.dumps(fields).decode()
+    return formatter.serialize_log_record(fields)
 
 
 class EventLogger:

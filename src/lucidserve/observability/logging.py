@@ -13,6 +13,7 @@ gunicorn's and uvicorn's loggers forward to the root handler, so their lines are
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import logging.handlers
 import queue
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 import orjson
 from opentelemetry import trace
-from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.core import RESERVED_ATTRS, BaseJsonFormatter
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from lucidserve.observability import events
@@ -58,7 +59,7 @@ class ForwardToRoot(logging.Handler):
         logging.getLogger().handle(record)
 
 
-def json_formatter() -> logging.Formatter:
+def json_formatter() -> BaseJsonFormatter:
     """The one formatter: RFC 3339 UTC timestamp, level, logger, message, then extra fields."""
     return OrjsonFormatter(
         "{message}{levelname}{name}",
@@ -78,7 +79,7 @@ class BurstWriter:
     def __init__(
         self,
         records: queue.SimpleQueue[Any],
-        formatter: logging.Formatter,
+        formatter: BaseJsonFormatter,
         stream: TextIO,
         linger_seconds: float = 0.005,
     ) -> None:
@@ -113,15 +114,15 @@ class BurstWriter:
     def _line(self, record: logging.LogRecord | events.Event) -> str:
         try:
             if isinstance(record, tuple):
-                return events.render(record)
+                return events.render(record, self._formatter)
             return self._formatter.format(record)
         except Exception as exc:  # one bad record must not stop the writer
             problem = {"level": "ERROR", "logger": "lucidserve.logging", "message": repr(exc)}
             return orjson.dumps(problem).decode()
 
 
-def _write_now(event: events.Event) -> None:
-    sys.stdout.write(events.render(event) + "\n")
+def _write_now(formatter: BaseJsonFormatter, event: events.Event) -> None:
+    sys.stdout.write(events.render(event, formatter) + "\n")
     sys.stdout.flush()
 
 
@@ -133,7 +134,8 @@ class LogPipeline:
 
     def close(self) -> None:
         if self.writer is not None:
-            events.install_sink(_write_now)  # a line emitted after this is written, not queued
+            # A line emitted from here on is written at once, not queued.
+            events.install_sink(functools.partial(_write_now, json_formatter()))
             self.writer.stop()
             self.writer = None
         for handler in logging.getLogger().handlers:
@@ -163,7 +165,7 @@ def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
         pipeline.writer.start()
         events.install_sink(records.put)
     else:
-        events.install_sink(_write_now)
+        events.install_sink(functools.partial(_write_now, json_formatter()))
     target.addFilter(TraceContextFilter())
     root.addHandler(target)
     root.setLevel(level)

@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request
-from opentelemetry import trace
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from lucidserve.api.errors import ApiError, ErrorResponse, validation_error
 from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
 from lucidserve.inference.batcher import Outcome, Overloaded
+from lucidserve.inference.predictor import BatchResult
 from lucidserve.observability.events import EventLogger
 from lucidserve.observability.hashing import input_hasher
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
-from lucidserve.observability.spans import record_inference_spans
+from lucidserve.observability.spans import record_inference_spans, record_serialize_span
 from lucidserve.runtime import Runtime
 
 prediction_lines = EventLogger("lucidserve.predictions")
@@ -85,39 +85,45 @@ class _PredictHandler:
     async def predict(self, request: Request) -> Response:
         samples, outcome = await self._run(request)
         request_id = request.scope.get(REQUEST_ID_KEY, "")
-        with _span("serialize"):
-            result = outcome.result
-            predictions: list[dict[str, Any]]
-            if result.probabilities is not None:
-                confidences = result.probabilities.max(axis=1)
-                rows = result.probabilities.tolist()
-                predictions = [
-                    {
-                        "label": label,
-                        "probability": confidence,
-                        "probabilities": dict(zip(self.classes, row, strict=True)),
-                    }
-                    for label, confidence, row in zip(
-                        result.labels.tolist(), confidences.tolist(), rows, strict=True
-                    )
-                ]
-            else:
-                assert result.values is not None
-                confidences = None
-                predictions = [
-                    {"label": str(v), "probability": None, "value": v}
-                    for v in result.values.tolist()
-                ]
-            body = orjson.dumps(
-                {
-                    "predictions": predictions,
-                    "model_name": self.card.name,
-                    "model_version": self.card.version,
-                    "request_id": request_id,
-                }
-            )
-        self._observe(request, samples, result.labels, confidences, request_id)
+        serialize_started = time.perf_counter()
+        body, confidences = self._predictions_body(outcome.result, request_id)
+        record_serialize_span(serialize_started, time.perf_counter())
+        self._observe(request, samples, outcome.result.labels, confidences, request_id)
         return Response(body, media_type="application/json")
+
+    def _predictions_body(
+        self, result: BatchResult, request_id: str
+    ) -> tuple[bytes, np.ndarray | None]:
+        """The /v1/predict body, and the probability of each predicted label (None: regressor)."""
+        predictions: list[dict[str, Any]]
+        if result.probabilities is not None:
+            confidences = result.probabilities.max(axis=1)
+            rows = result.probabilities.tolist()
+            predictions = [
+                {
+                    "label": label,
+                    "probability": confidence,
+                    "probabilities": dict(zip(self.classes, row, strict=True)),
+                }
+                for label, confidence, row in zip(
+                    result.labels.tolist(), confidences.tolist(), rows, strict=True
+                )
+            ]
+        else:
+            assert result.values is not None
+            confidences = None
+            predictions = [
+                {"label": str(v), "probability": None, "value": v} for v in result.values.tolist()
+            ]
+        body = orjson.dumps(
+            {
+                "predictions": predictions,
+                "model_name": self.card.name,
+                "model_version": self.card.version,
+                "request_id": request_id,
+            }
+        )
+        return body, confidences
 
     async def predict_label(self, request: Request, label: str) -> Response:
         index = self.class_index.get(label)
@@ -242,23 +248,3 @@ def _too_large(limit: int) -> ApiError:
         f"The body exceeds the limit of {limit} bytes.",
         {"max_body_bytes": limit},
     )
-
-
-_tracer = trace.get_tracer("lucidserve")  # a proxy: follows the provider set later, once per worker
-
-
-def _span(name: str) -> Any:
-    if trace.get_current_span().is_recording():
-        return _tracer.start_as_current_span(name)
-    return _NO_SPAN
-
-
-class _NoSpan:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
-
-
-_NO_SPAN = _NoSpan()

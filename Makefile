@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PYTEST_RUNNER ?= $(BIN)/pytest
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run train test lint typecheck pytest system-deps bench loadtest dashboards clean
+.PHONY: help install run train test lint typecheck pytest system-deps bench bench-costs loadtest dashboards clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -89,3 +89,7 @@ BENCH_ARGS ?=
 
 bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); reports/bench.json
 	$(BIN)/python -m bench.run --json-out reports/bench.json $(BENCH_ARGS)
+
+# Where observability's cost goes: the app driven in-process, one part switched off at a time.
+bench-costs: install ## CPU per request of each observability part (COSTS_ARGS); reports/costs.json
+	$(BIN)/python -m bench.costs --json-out reports/costs.json $(COSTS_ARGS)

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from bench.costs import CONFIGS as COST_CONFIGS
+from bench.costs import Row, part_costs, traced_request_cost
 from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
 from bench.wrk import WrkError, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
@@ -147,3 +149,49 @@ def test_smoke_json_holds_runs_medians_ratios_commit_and_machine(smoke: tuple[st
     assert [b["rows"] for b in model["floor"]["batches"]] == [1, 64]
     assert all(b["us_per_row"] > 0 for b in model["floor"]["batches"])
     assert {t["status"] for t in model["targets"]} <= {"pass", "fail", "n/a"}
+
+
+def cost_rows(medians: dict[str, float]) -> list[Row]:
+    configs = {c.key: c for c in COST_CONFIGS}
+    return [Row(configs[key], [value - 1.0, value, value + 5.0]) for key, value in medians.items()]
+
+
+def test_a_parts_cost_is_b_minus_b_without_it() -> None:
+    rows = cost_rows({"A": 100.0, "B": 160.0, "B-traces": 145.0, "B-access-log": 156.0})
+    assert part_costs(rows) == {"traces (10 % sampled)": 15.0, "access lines": 4.0}
+
+
+def test_one_traced_request_costs_the_all_traced_excess_over_the_untraced_share() -> None:
+    rows = cost_rows({"A": 100.0, "B": 160.0, "B-traced": 295.0})
+    assert traced_request_cost(rows) == pytest.approx((295.0 - 160.0) / 0.9)
+    assert traced_request_cost(cost_rows({"A": 100.0, "B": 160.0})) is None
+
+
+@pytest.mark.slow
+def test_costs_smoke_prints_cpu_per_request_and_writes_json(
+    iris_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "costs.json"
+    command = [
+        str(BIN / "python"), "-m", "bench.costs", "--bundle", str(iris_bundle),
+        "--configs", "A,B,B-access-log", "--requests", "200", "--warmup", "20",
+        "--repetitions", "1", "--json-out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {
+        line.split()[0]: float(line.split()[1])
+        for line in done.stdout.splitlines()
+        if line.split()[:1] in (["A"], ["B"], ["B-access-log"])
+    }
+    assert set(rows) == {"A", "B", "B-access-log"}
+    assert all(value > 0 for value in rows.values())
+    assert re.search(r"^observability in all \(B - A\): -?[0-9.]+ µs", done.stdout, re.MULTILINE)
+    assert re.search(r"^  access lines +-?[0-9.]+ µs per request$", done.stdout, re.MULTILINE)
+    document = json.loads(out.read_text())
+    assert set(document["configs"]) == {"A", "B", "B-access-log"}
+    assert document["configs"]["B"]["median"] == pytest.approx(rows["B"], abs=0.05)
+    assert set(document["part_costs_us"]) == {"access lines"}
+    assert re.fullmatch(r"[0-9a-f]{40}", document["git"]["commit"])

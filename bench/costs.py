@@ -38,6 +38,7 @@ CONFIGS = (
     OBSERVABILITY_OFF,
     Config("B", "the defaults"),
     Config("B-traced", "B with every request traced", {"OTEL_TRACES_SAMPLER_ARG": "1"}),
+    Config("B-untraced", "B with no request traced", {"OTEL_TRACES_SAMPLER_ARG": "0"}),
     Config("B-traces", "B without traces", {"OTEL_SDK_DISABLED": "true"}),
     Config(
         "B-prediction-log", "B without prediction lines", {"LUCIDSERVE_PREDICTION_LOG": "false"}

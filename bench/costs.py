@@ -116,6 +116,8 @@ def render(bundle: Path, rows: Sequence[Row], requests: int, concurrency: int) -
     lines += ["", total]
     for part, cost in part_costs(rows).items():
         lines.append(f"  {part:40} {cost:6.1f} µs per request")
+    for part, cost in tracing_split(rows).items():
+        lines.append(f"    {part:38} {cost:6.1f} µs per request")
     traced = traced_request_cost(rows)
     if traced is not None:
         lines.append(f"  {'one traced request, over an untraced one':40} {traced:6.1f} µs")
@@ -126,6 +128,17 @@ def part_costs(rows: Sequence[Row]) -> dict[str, float]:
     """Each part's cost: B minus B without it (configurations not run are left out)."""
     by_key = {r.config.key: r.median for r in rows}
     return {label: by_key["B"] - by_key[key] for key, label in PARTS.items() if key in by_key}
+
+
+def tracing_split(rows: Sequence[Row]) -> dict[str, float]:
+    """The traces' cost in two: the machinery every request pays, and the traced requests' own."""
+    by_key = {r.config.key: r.median for r in rows}
+    if not {"B-untraced", "B-traces"} <= set(by_key):
+        return {}
+    return {
+        "of which every request (no span made)": by_key["B-untraced"] - by_key["B-traces"],
+        "of which the traced requests' spans": by_key["B"] - by_key["B-untraced"],
+    }
 
 
 def traced_request_cost(rows: Sequence[Row]) -> float | None:
@@ -154,6 +167,7 @@ def as_json(bundle: Path, rows: Sequence[Row], args: argparse.Namespace) -> dict
             for r in rows
         },
         "part_costs_us": part_costs(rows),
+        "tracing_split_us": tracing_split(rows),
         "traced_request_us": traced_request_cost(rows),
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench.costs import CONFIGS as COST_CONFIGS
-from bench.costs import Row, part_costs, traced_request_cost
+from bench.costs import Row, part_costs, traced_request_cost, tracing_split
 from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
 from bench.wrk import WrkError, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
@@ -159,6 +159,12 @@ def cost_rows(medians: dict[str, float]) -> list[Row]:
 def test_a_parts_cost_is_b_minus_b_without_it() -> None:
     rows = cost_rows({"A": 100.0, "B": 160.0, "B-traces": 145.0, "B-access-log": 156.0})
     assert part_costs(rows) == {"traces (10 % sampled)": 15.0, "access lines": 4.0}
+
+
+def test_the_traces_cost_splits_into_every_requests_share_and_the_traced_ones() -> None:
+    rows = cost_rows({"A": 100.0, "B": 160.0, "B-untraced": 150.0, "B-traces": 144.0})
+    assert list(tracing_split(rows).values()) == [6.0, 10.0]
+    assert tracing_split(cost_rows({"A": 100.0, "B": 160.0})) == {}
 
 
 def test_one_traced_request_costs_the_all_traced_excess_over_the_untraced_share() -> None:

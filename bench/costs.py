@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment
+from bench.bundles import TrainingError, train_bundle
 from bench.configs import OBSERVABILITY_OFF, Config, service_env
 from bench.pinning import plan_pinning
-from bench.server import LUCIDSERVE
 
 DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RATIO, the B default
 
@@ -83,10 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench.costs: --configs must include A and B", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="lucidserve-costs-") as work:
-        bundle = Path(args.bundle).resolve() if args.bundle else _train(args.dataset, Path(work))
         try:
+            if args.bundle:
+                bundle = Path(args.bundle).resolve()
+            else:
+                bundle = Path(work) / "models" / args.dataset
+                print(f"bench.costs: training {args.dataset} into {bundle}", flush=True)
+                train_bundle(args.dataset, bundle)
             rows = _measure(bundle, configs, args, Path(work))
-        except CostsError as exc:
+        except (CostsError, TrainingError) as exc:
             print(f"bench.costs: {exc}", file=sys.stderr)
             return 1
     print()
@@ -206,18 +211,6 @@ def _run_once(
         raise CostsError(f"{config.key} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result: Mapping[str, Any] = json.loads(out.read_text())
     return float(result["cpu_us_per_request"])
-
-
-def _train(dataset: str, work: Path) -> Path:
-    out = work / "models" / dataset
-    print(f"bench.costs: training {dataset} into {out}", flush=True)
-    done = subprocess.run(
-        [*LUCIDSERVE, "train", "--dataset", dataset, "--out", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"bench.costs: training {dataset} failed:\n{done.stderr}")
-    return out
 
 
 def _parser() -> argparse.ArgumentParser:

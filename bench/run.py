@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, report
+from bench.bundles import TrainingError, train_bundle
 from bench.configs import CONFIGS, Config, service_env
 from bench.pinning import Pinning, plan_pinning
-from bench.server import LUCIDSERVE, Server, free_port, start_server
+from bench.server import Server, free_port, start_server
 from bench.wrk import WrkError, WrkResult, ensure_wrk, run_wrk
 
 DATASETS = ("iris", "breast_cancer")
@@ -265,12 +266,10 @@ def _prepare_models(datasets: Sequence[str], bundles: Sequence[str], work: Path)
     for dataset in datasets:
         out = work / "models" / dataset
         print(f"bench: training {dataset} into {out}", flush=True)
-        done = subprocess.run(
-            [*LUCIDSERVE, "train", "--dataset", dataset, "--out", str(out)],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise BenchError(f"training {dataset} failed:\n{done.stderr}")
+        try:
+            train_bundle(dataset, out)
+        except TrainingError as exc:
+            raise BenchError(str(exc)) from None
         models.append(_model(dataset, out, work))
     for bundle in bundles:
         path = Path(bundle).resolve()

@@ -5,7 +5,8 @@ filter, a queue hand-off and python-json-logger's formatting on the writer threa
 the single core a worker has. An `EventLogger` builds the line's dict itself, with the fields every
 other JSON line carries (message, level, logger, trace_id and span_id while a recording span is
 current), and hands it with its creation time to the log pipeline (logging.py), whose writer thread
-adds the timestamp and serializes it with orjson in the same stream, in order with the other lines.
+adds the timestamp and serializes it with the same python-json-logger formatter (orjson) as every
+other line, in the same stream and in order with them.
 
 Levels still apply: a logger disabled, or set above the event's level, writes nothing. Until the
 JSON pipeline is configured in the process (a library user, a test), events are ordinary log

@@ -10,9 +10,9 @@ module. Both sort keys by code point and escape strings alike (ensure_ascii=Fals
 a finite float as the same shortest round-trip digits, except where either uses an exponent: json
 writes 1e-05 and 1e+16 where orjson writes 1e-5 and 1e16, and orjson writes 0.00001234 where json
 writes 1.234e-05. So any orjson output with an `e` followed by a sign or a digit, or with
-`0.0000`, is encoded again by the json module; a string that happens to contain those only costs the
-slower encoding.
-Non-finite floats never get here: the request schema refuses them (json and orjson differ there).
+`0.0000`, is encoded again by the json module; a string that happens to contain those only costs
+the slower encoding. Non-finite floats never get here: the request schema refuses them (json and
+orjson differ there).
 """
 
 from __future__ import annotations

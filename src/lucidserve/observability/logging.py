@@ -13,13 +13,13 @@ gunicorn's and uvicorn's loggers forward to the root handler, so their lines are
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import logging.handlers
 import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -121,9 +121,15 @@ class BurstWriter:
             return orjson.dumps(problem).decode()
 
 
-def _write_now(formatter: BaseJsonFormatter, event: events.Event) -> None:
-    sys.stdout.write(events.render(event, formatter) + "\n")
-    sys.stdout.flush()
+def _written_at_once() -> Callable[[events.Event], None]:
+    """An event sink that writes each line to stdout as it comes."""
+    formatter = json_formatter()
+
+    def write(event: events.Event) -> None:
+        sys.stdout.write(events.render(event, formatter) + "\n")
+        sys.stdout.flush()
+
+    return write
 
 
 @dataclass
@@ -135,7 +141,7 @@ class LogPipeline:
     def close(self) -> None:
         if self.writer is not None:
             # A line emitted from here on is written at once, not queued.
-            events.install_sink(functools.partial(_write_now, json_formatter()))
+            events.install_sink(_written_at_once())
             self.writer.stop()
             self.writer = None
         for handler in logging.getLogger().handlers:
@@ -165,7 +171,7 @@ def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
         pipeline.writer.start()
         events.install_sink(records.put)
     else:
-        events.install_sink(functools.partial(_write_now, json_formatter()))
+        events.install_sink(_written_at_once())
     target.addFilter(TraceContextFilter())
     root.addHandler(target)
     root.setLevel(level)

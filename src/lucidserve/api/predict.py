@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from logging import INFO
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -86,18 +85,21 @@ class _PredictHandler:
         samples, outcome = await self._run(request)
         request_id = request.scope.get(REQUEST_ID_KEY, "")
         serialize_started = time.perf_counter()
-        body, confidences = self._predictions_body(outcome.result, request_id)
+        body, labels, confidences = self._predictions_body(outcome.result, request_id)
         record_serialize_span(serialize_started, time.perf_counter())
-        self._observe(request, samples, outcome.result.labels, confidences, request_id)
+        self._observe(request, samples, labels, confidences, request_id)
         return Response(body, media_type="application/json")
 
     def _predictions_body(
         self, result: BatchResult, request_id: str
-    ) -> tuple[bytes, np.ndarray | None]:
-        """The /v1/predict body, and the probability of each predicted label (None: regressor)."""
+    ) -> tuple[bytes, list[Any], list[float] | None]:
+        """The /v1/predict body, with the labels and each label's probability (None: regressor)
+        as lists, for the metrics and log lines."""
+        labels: list[Any] = result.labels.tolist()
+        confidences: list[float] | None
         predictions: list[dict[str, Any]]
         if result.probabilities is not None:
-            confidences = result.probabilities.max(axis=1)
+            confidences = result.probabilities.max(axis=1).tolist()
             rows = result.probabilities.tolist()
             predictions = [
                 {
@@ -105,9 +107,7 @@ class _PredictHandler:
                     "probability": confidence,
                     "probabilities": dict(zip(self.classes, row, strict=True)),
                 }
-                for label, confidence, row in zip(
-                    result.labels.tolist(), confidences.tolist(), rows, strict=True
-                )
+                for label, confidence, row in zip(labels, confidences, rows, strict=True)
             ]
         else:
             assert result.values is not None
@@ -123,7 +123,7 @@ class _PredictHandler:
                 "request_id": request_id,
             }
         )
-        return body, confidences
+        return body, labels, confidences
 
     async def predict_label(self, request: Request, label: str) -> Response:
         index = self.class_index.get(label)
@@ -149,7 +149,8 @@ class _PredictHandler:
                 "request_id": request_id,
             }
         )
-        self._observe(request, samples, result.labels, result.probabilities.max(axis=1), request_id)
+        confidences = result.probabilities.max(axis=1).tolist()
+        self._observe(request, samples, result.labels.tolist(), confidences, request_id)
         return Response(body, media_type="application/json")
 
     async def _run(self, request: Request) -> tuple[Sequence[dict[str, Any]], Outcome]:
@@ -183,17 +184,15 @@ class _PredictHandler:
         self,
         request: Request,
         samples: Sequence[dict[str, Any]],
-        labels: np.ndarray,
-        confidences: np.ndarray | None,
+        labels: list[Any],
+        confidences: list[float] | None,
         request_id: str,
     ) -> None:
-        label_list = labels.tolist()
-        confidence_list = confidences.tolist() if confidences is not None else None
         if self.model is not None:
-            for label in label_list:
+            for label in labels:
                 self.model.prediction_counter(label).inc()
-            if confidence_list is not None:
-                for confidence in confidence_list:
+            if confidences is not None:
+                for confidence in confidences:
                     self.model.confidence.observe(confidence)
         if not self.log_predictions or not prediction_lines.enabled():
             return
@@ -206,8 +205,8 @@ class _PredictHandler:
                 "model_name": self.card.name,
                 "model_version": self.card.version,
                 "input_hash": self.hash_input(sample),
-                "label": label_list[i],
-                "probability": confidence_list[i] if confidence_list is not None else None,
+                "label": labels[i],
+                "probability": confidences[i] if confidences is not None else None,
                 "latency_ms": latency_ms,
             }
             if self.log_inputs:

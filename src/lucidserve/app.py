@@ -38,7 +38,7 @@ from lucidserve.observability.exemplars import ExemplarStore
 from lucidserve.observability.exposition import PooledCollector
 from lucidserve.observability.metrics import ServiceMetrics, build_metrics
 from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
-from lucidserve.observability.tracing import create_tracing
+from lucidserve.observability.tracing import EdgeSampledApp, create_tracing
 from lucidserve.runtime import Runtime
 from lucidserve.server import multiprocess
 from lucidserve.settings import Settings
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if provider is not None:
             await asyncio.to_thread(provider.shutdown)
 
-    app = FastAPI(
+    app = EdgeSampledApp(
         title=f"lucidserve: {card.name} {card.version}",
         version=__version__,
         description=card.description or "Predictions from a scikit-learn model.",
@@ -93,9 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "logs": False,
             "operation_spans": False,
             "auto_configure": False,
-            "exclude": tracing.skip_request,
         },
     )
+    app.skip_tracing = tracing.skip_request
     app.state.runtime = runtime
     install_error_handlers(app)
     guards = api_key_dependencies(runtime.api_keys)

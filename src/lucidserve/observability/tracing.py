@@ -6,11 +6,10 @@ parent-based ratio sampling at DEFAULT_SAMPLE_RATIO.
 
 Edge sampling: with a parent-based sampler (the default, or any `parentbased_*` one), the sampling
 decision is taken before FastAPI's telemetry runs, from the caller's `traceparent` flags or, for a
-new trace, the ratio. A request not sampled then skips FastAPI's telemetry (through its `exclude`
-hook) instead of building attributes and a non-recording span; what it still pays is FastAPI's
-dispatch to that hook, about 10 µs (`make bench-costs`, row B-untraced). The SDK samples every
-request let through. The outcome is the same as the SDK's parent-based
-sampler; other samplers (`always_on`, `traceidratio`, ...) are left to the SDK for every request.
+new trace, the ratio. A request not sampled skips FastAPI's telemetry altogether (`EdgeSampledApp`)
+instead of building attributes and a non-recording span. The SDK samples every request let
+through. The outcome is the same as the SDK's parent-based sampler; other samplers (`always_on`,
+`traceidratio`, ...) are left to the SDK for every request.
 """
 
 from __future__ import annotations
@@ -21,10 +20,12 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from starlette.types import Receive, Scope, Send
 
 from lucidserve import __version__
 
@@ -101,3 +102,25 @@ class EdgeSampler:
                         break
                 break  # a malformed header starts a new trace, as the propagator does
         return random.random() >= self.ratio  # noqa: S311 - sampling, not security
+
+
+class EdgeSampledApp(FastAPI):
+    """FastAPI whose native telemetry never sees a request that `skip_tracing` leaves untraced.
+
+    FastAPI's own `exclude` hook gives the same result, but FastAPI calls it only after its
+    per-request dispatch: checking that telemetry is enabled, walking the middleware stack for the
+    contrib instrumentation, and attaching and detaching an OpenTelemetry context, about 10 µs of
+    every request (`make bench-costs`, B-untraced against B without traces). Here the request is
+    marked before that, the way FastAPI marks an excluded one (`scope["fastapi.telemetry"] = None`,
+    which its dispatch reads as "observed elsewhere or excluded"), and FastAPI serves it as if
+    telemetry were off. tests/test_tracing.py checks end to end that an unsampled request makes no
+    span while a sampled caller's trace is continued.
+    """
+
+    skip_tracing: Callable[[MutableMapping[str, Any]], bool] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        skip = self.skip_tracing
+        if skip is not None and "fastapi.telemetry" not in scope and skip(scope):
+            scope["fastapi.telemetry"] = None
+        await super().__call__(scope, receive, send)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -67,10 +66,10 @@ class DriftMonitor:
             SharedWindow(self.layout, directory) if directory else LocalWindow(self.layout)
         )
         self._clock = clock
-        # Every counter child exists from the start: each bin's series starts at 0 (rate() works).
-        self._counters: list[Counter] = [
-            metrics.drift_counter(b.feature, label) for b in self.bins for label in b.labels
-        ]
+        # Every bin's series exists from the start, at 0 (rate() works).
+        self._counters = metrics.drift_counts(
+            [(b.feature, label) for b in self.bins for label in b.labels]
+        )
         self._lock = threading.Lock()
 
     def observe(self, columns: Mapping[str, np.ndarray], predictions: np.ndarray) -> None:
@@ -81,8 +80,7 @@ class DriftMonitor:
         counts = np.bincount(np.concatenate(indices), minlength=self.layout.cells)
         self.window.add(counts, self._clock())
         with self._lock:
-            for cell in np.flatnonzero(counts).tolist():
-                self._counters[cell].inc(int(counts[cell]))
+            self._counters.add(counts)
 
     def statistics(self) -> list[tuple[FeatureBins, np.ndarray, DriftStatistics]]:
         """Each tracked feature with its window counts and statistics, pooled over all workers."""

@@ -10,9 +10,14 @@ mode every Gauge states how values from several workers combine (`multiprocess_m
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from lucidserve.observability.exemplars import ExemplarStore, bucket_key
 
@@ -23,6 +28,11 @@ LATENCY_BUCKETS = (
 BATCH_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 MODEL_LABELS = ("model_name", "model_version")
+DRIFT_OBSERVATIONS = (
+    "model_drift_observations",
+    "Observed samples per drift bin of each feature (and of the prediction).",
+    (*MODEL_LABELS, "feature", "bin"),
+)
 
 
 @dataclass
@@ -86,10 +96,9 @@ class ModelMetrics:
     shed: Counter
     errors: Counter
     predictions: Counter
-    drift_observations: Counter
+    registry: CollectorRegistry | None
     exemplars: ExemplarStore | None = None
     _labels: dict[str, Counter] = field(default_factory=dict)
-    _drift: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
     def observe_inference(self, seconds: float, trace_id: str | None) -> None:
         """Record one estimator call's duration, exemplified by a trace of its batch."""
@@ -111,14 +120,63 @@ class ModelMetrics:
             child = self._labels[label] = self.predictions.labels(self.name, self.version, label)
         return child
 
-    def drift_counter(self, feature: str, bin_label: str) -> Counter:
-        key = (feature, bin_label)
-        child = self._drift.get(key)
-        if child is None:
-            child = self._drift[key] = self.drift_observations.labels(
-                self.name, self.version, feature, bin_label
-            )
-        return child
+    def drift_counts(self, cells: Sequence[tuple[str, str]]) -> CellCounts:
+        """`model_drift_observations_total` for each (feature, bin) cell, all starting at 0."""
+        name, doc, labels = DRIFT_OBSERVATIONS
+        values = [(self.name, self.version, feature, label) for feature, label in cells]
+        if self.registry is None:  # multiprocess: the counts go to this worker's files
+            counter = Counter(name, doc, labels, registry=None)
+            return CounterCells([counter.labels(*v) for v in values])
+        counts = ArrayCells(name, doc, labels, values)
+        self.registry.register(counts)
+        return counts
+
+
+class CellCounts(Protocol):
+    """Counters for a fixed list of label sets, added to a whole array at a time."""
+
+    def add(self, counts: np.ndarray) -> None:
+        """Add `counts[i]` to the i-th counter."""
+
+
+class CounterCells:
+    """A prometheus_client Counter child per cell: one `inc` per cell that counted (multiprocess
+    mode, where each value lives in the worker's memory-mapped file)."""
+
+    def __init__(self, children: list[Counter]) -> None:
+        self._children = children
+
+    def add(self, counts: np.ndarray) -> None:
+        for cell in np.flatnonzero(counts).tolist():
+            self._children[cell].inc(int(counts[cell]))
+
+
+class ArrayCells(Collector):
+    """One process: every cell's total in one int64 array, added to in one vectorized step and
+    read at scrape time. A batch of n rows touches up to n x features cells, and a
+    prometheus_client `inc` per cell cost about 0.6 µs (90 µs for an 8-row batch of the
+    30-feature model); this costs about 1 µs whatever the batch. Same exposition as a Counter."""
+
+    def __init__(
+        self, name: str, doc: str, labels: Sequence[str], values: Sequence[tuple[str, ...]]
+    ) -> None:
+        self._name, self._doc, self._labels = name, doc, list(labels)
+        self._values = values
+        self._totals = np.zeros(len(values), dtype=np.int64)
+
+    def add(self, counts: np.ndarray) -> None:
+        # One writer (the inference thread, under the drift monitor's lock); a scrape reads
+        # aligned int64 cells, each of which only grows.
+        self._totals += counts
+
+    def describe(self) -> Iterator[Metric]:
+        return iter([CounterMetricFamily(self._name, self._doc, labels=self._labels)])
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._doc, labels=self._labels)
+        for values, total in zip(self._values, self._totals.tolist(), strict=True):
+            family.add_metric(values, total)
+        return iter([family])
 
 
 @dataclass
@@ -213,12 +271,7 @@ def build_metrics(
             (*MODEL_LABELS, "label"),
             registry=reg,
         ),
-        drift_observations=Counter(
-            "model_drift_observations",
-            "Observed samples per drift bin of each feature (and of the prediction).",
-            (*MODEL_LABELS, "feature", "bin"),
-            registry=reg,
-        ),
+        registry=reg,
         exemplars=exemplars,
     )
     return ServiceMetrics(http=http, model=model)

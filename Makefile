@@ -91,5 +91,5 @@ bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); re
 	$(BIN)/python -m bench.run --json-out reports/bench.json $(BENCH_ARGS)
 
 # Where observability's cost goes: the app driven in-process, one part switched off at a time.
-bench-costs: install ## CPU per request of each observability part (COSTS_ARGS); reports/costs.json
+bench-costs: install ## CPU (or, with COSTS_ARGS=--instructions, instructions) per request of each observability part; reports/costs.json
 	$(BIN)/python -m bench.costs --json-out reports/costs.json $(COSTS_ARGS)

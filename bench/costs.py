@@ -1,7 +1,7 @@
 """`make bench-costs`: what each part of observability costs, in CPU time per request.
 
     python -m bench.costs [--dataset breast_cancer | --bundle DIR] [--requests 15000]
-        [--repetitions 5] [--concurrency 64] [--json-out reports/costs.json]
+        [--repetitions 5] [--concurrency 64] [--instructions] [--json-out reports/costs.json]
 
 wrk's throughput (`make bench`) says how much observability costs in all; this says where. The app
 is driven in-process (bench/inprocess.py: no server, no network, so the figures are the app's own)
@@ -10,6 +10,11 @@ one part switched off at a time. Each run is a fresh process pinned to one CPU; 
 interleaved, and the table gives medians. A part's cost is B's CPU per request minus that of B
 without it; the cost of a traced request is B-all-traced minus B, divided by the share of requests
 B does not trace. On a shared machine single runs vary by 10 µs or more: compare medians.
+
+With --instructions, the measure is instructions executed instead of CPU time (bench/
+instructions.py: valgrind, installed when absent): per configuration, two runs that differ by
+--requests requests (default 2,000), counted in thousands per request. Noise does not move it, so
+one repetition is enough and a commit's figures compare with another's; a run takes about 15 min.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +36,13 @@ from typing import Any
 from bench import environment
 from bench.bundles import TrainingError, train_bundle
 from bench.configs import OBSERVABILITY_OFF, Config, service_env
+from bench.debian import MissingCommandError
+from bench.instructions import CountError, count_instructions, per_unit
 from bench.pinning import plan_pinning
 
 DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RATIO, the B default
+BASE_REQUESTS = 200  # the smaller of the two counted runs, in --instructions mode
+RUN_TIMEOUT_SECONDS = 1800
 
 CONFIGS = (
     OBSERVABILITY_OFF,
@@ -65,8 +75,21 @@ class CostsError(Exception):
 
 
 @dataclass(frozen=True)
+class Unit:
+    """What a figure counts: CPU time, or instructions executed."""
+
+    key: str
+    symbol: str
+    measure: str
+
+
+CPU_TIME = Unit("us", "µs", "CPU µs")
+INSTRUCTIONS = Unit("k_instructions", "k instr", "thousands of instructions")
+
+
+@dataclass(frozen=True)
 class Row:
-    """One configuration's CPU per request over the repetitions."""
+    """One configuration's cost per request over the repetitions."""
 
     config: Config
     runs: list[float]
@@ -78,6 +101,11 @@ class Row:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    unit = INSTRUCTIONS if args.instructions else CPU_TIME
+    if args.requests is None:
+        args.requests = 2_000 if args.instructions else 15_000
+    if args.repetitions is None:
+        args.repetitions = 1 if args.instructions else 5
     configs = [c for c in CONFIGS if c.key in set(args.configs.split(","))]
     if {"A", "B"} - {c.key for c in configs}:
         print("bench.costs: --configs must include A and B", file=sys.stderr)
@@ -90,42 +118,55 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bundle = Path(work) / "models" / args.dataset
                 print(f"bench.costs: training {args.dataset} into {bundle}", flush=True)
                 train_bundle(args.dataset, bundle)
-            rows = _measure(bundle, configs, args, Path(work))
-        except (CostsError, TrainingError) as exc:
+            if args.instructions:
+                rows = _count(bundle, configs, args, Path(work))
+            else:
+                rows = _measure(bundle, configs, args, Path(work))
+        except (CostsError, CountError, MissingCommandError, TrainingError) as exc:
             print(f"bench.costs: {exc}", file=sys.stderr)
             return 1
     print()
-    print("\n".join(render(bundle, rows, args.requests, args.concurrency)))
+    print("\n".join(render(bundle, rows, args.requests, args.concurrency, unit)))
     out = Path(args.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(as_json(bundle, rows, args), indent=2) + "\n")
+    out.write_text(json.dumps(as_json(bundle, rows, args, unit), indent=2) + "\n")
     print(f"\nbench.costs: results in {out}")
     return 0
 
 
-def render(bundle: Path, rows: Sequence[Row], requests: int, concurrency: int) -> list[str]:
-    """The table: each configuration's median CPU per request, and what each part costs."""
+def render(
+    bundle: Path,
+    rows: Sequence[Row],
+    requests: int,
+    concurrency: int,
+    unit: Unit = CPU_TIME,
+) -> list[str]:
+    """The table: each configuration's median cost per request, and what each part costs."""
     by_key = {r.config.key: r for r in rows}
     a, b = by_key["A"].median, by_key["B"].median
+    per = unit.symbol
     lines = [
-        f"== {bundle.name}: CPU µs per request, app in-process, {requests} requests at "
+        f"== {bundle.name}: {unit.measure} per request, app in-process, {requests} requests at "
         f"concurrency {concurrency}, median of {len(rows[0].runs)} runs",
         "",
-        f"{'config':18} {'µs/request':>10}  {'vs B':>7}  runs",
+        f"{'config':18} {per + '/request':>14}  {'vs B':>7}  runs",
     ]
     for row in rows:
         delta = f"{row.median - b:+7.1f}" if row.config.key != "B" else "      -"
         runs = " ".join(f"{v:.0f}" for v in row.runs)
-        lines.append(f"{row.config.key:18} {row.median:10.1f}  {delta}  {runs}")
-    total = f"observability in all (B - A): {b - a:.1f} µs per request (throughput B/A {a / b:.2f})"
+        lines.append(f"{row.config.key:18} {row.median:14.1f}  {delta}  {runs}")
+    total = (
+        f"observability in all (B - A): {b - a:.1f} {per} per request "
+        f"(throughput B/A about {a / b:.2f})"
+    )
     lines += ["", total]
     for part, cost in part_costs(rows).items():
-        lines.append(f"  {part:40} {cost:6.1f} µs per request")
+        lines.append(f"  {part:40} {cost:6.1f} {per} per request")
     for part, cost in tracing_split(rows).items():
-        lines.append(f"    {part:38} {cost:6.1f} µs per request")
+        lines.append(f"    {part:38} {cost:6.1f} {per} per request")
     traced = traced_request_cost(rows)
     if traced is not None:
-        lines.append(f"  {'one traced request, over an untraced one':40} {traced:6.1f} µs")
+        lines.append(f"  {'one traced request, over an untraced one':40} {traced:6.1f} {per}")
     return lines
 
 
@@ -154,26 +195,30 @@ def traced_request_cost(rows: Sequence[Row]) -> float | None:
     return (by_key["B-traced"] - by_key["B"]) / (1.0 - DEFAULT_TRACE_RATIO)
 
 
-def as_json(bundle: Path, rows: Sequence[Row], args: argparse.Namespace) -> dict[str, Any]:
+def as_json(
+    bundle: Path, rows: Sequence[Row], args: argparse.Namespace, unit: Unit = CPU_TIME
+) -> dict[str, Any]:
+    """The results; every cost is per request, in `unit` ("us": CPU µs; "k_instructions")."""
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": environment.git_state(),
         "machine": environment.machine(),
         "bundle": str(bundle),
+        "unit": unit.key,
         "requests": args.requests,
         "concurrency": args.concurrency,
         "configs": {
             r.config.key: {
                 "description": r.config.description,
                 "env": dict(r.config.env),
-                "cpu_us_per_request": r.runs,
+                "per_request": r.runs,
                 "median": r.median,
             }
             for r in rows
         },
-        "part_costs_us": part_costs(rows),
-        "tracing_split_us": tracing_split(rows),
-        "traced_request_us": traced_request_cost(rows),
+        "part_costs": part_costs(rows),
+        "tracing_split": tracing_split(rows),
+        "traced_request": traced_request_cost(rows),
     }
 
 
@@ -193,16 +238,53 @@ def _measure(
     return [Row(c, runs[c.key]) for c in configs]
 
 
+def _count(
+    bundle: Path, configs: Sequence[Config], args: argparse.Namespace, work: Path
+) -> list[Row]:
+    """Thousands of instructions per request: two counted runs per configuration and repetition
+    (as many at once as there are CPUs: a count does not depend on the machine's load)."""
+    jobs = [
+        (config, repetition, requests)
+        for repetition in range(1, args.repetitions + 1)
+        for config in configs
+        for requests in (BASE_REQUESTS, BASE_REQUESTS + args.requests)
+    ]
+
+    def count(job: tuple[Config, int, int]) -> int:
+        config, repetition, requests = job
+        out = work / f"{config.key}-{repetition}-{requests}.json"
+        command = _inprocess_command(bundle, requests, args, out)
+        env = service_env(os.environ, config, otlp_endpoint=None)
+        total = count_instructions(command, env, environment.REPO, RUN_TIMEOUT_SECONDS)
+        print(f"  {config.key:18} rep {repetition} {requests:6} requests: {total:,} instructions")
+        return total
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        totals = dict(zip(jobs, pool.map(count, jobs), strict=True))
+    runs: dict[str, list[float]] = {c.key: [] for c in configs}
+    for config, repetition, requests in jobs:
+        if requests == BASE_REQUESTS:
+            large = totals[(config, repetition, requests + args.requests)]
+            small = totals[(config, repetition, requests)]
+            runs[config.key].append(per_unit(small, large, args.requests) / 1000.0)
+    return [Row(c, runs[c.key]) for c in configs]
+
+
+def _inprocess_command(
+    bundle: Path, requests: int, args: argparse.Namespace, out: Path
+) -> list[str]:
+    return [
+        sys.executable, "-m", "bench.inprocess", str(bundle), "--requests", str(requests),
+        "--warmup", str(args.warmup), "--concurrency", str(args.concurrency), "--out", str(out),
+    ]  # fmt: skip
+
+
 def _run_once(
     bundle: Path, config: Config, args: argparse.Namespace, work: Path, pinned: list[str]
 ) -> float:
     out = work / f"{config.key}.json"
     env = service_env(os.environ, config, otlp_endpoint=None)
-    command = [
-        *pinned, sys.executable, "-m", "bench.inprocess", str(bundle),
-        "--requests", str(args.requests), "--warmup", str(args.warmup),
-        "--concurrency", str(args.concurrency), "--out", str(out),
-    ]  # fmt: skip
+    command = [*pinned, *_inprocess_command(bundle, args.requests, args, out)]
     done = subprocess.run(
         command, env=env, cwd=environment.REPO, capture_output=True, text=True, timeout=900,
         check=False,
@@ -218,10 +300,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default="breast_cancer", help="dataset to train (default)")
     parser.add_argument("--bundle", help="a bundle directory instead of a trained dataset")
     parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS), help="subset")
-    parser.add_argument("--requests", type=int, default=15_000, help="timed requests per run")
-    parser.add_argument("--warmup", type=int, default=2_000, help="untimed requests first")
+    parser.add_argument(
+        "--requests", type=int, help="measured requests per run (15,000; --instructions 2,000)"
+    )
+    parser.add_argument("--warmup", type=int, default=2_000, help="unmeasured requests first")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent callers")
-    parser.add_argument("--repetitions", type=int, default=5, help="runs per configuration")
+    parser.add_argument(
+        "--repetitions", type=int, help="runs per configuration (5; --instructions 1)"
+    )
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind), not CPU time"
+    )
     parser.add_argument("--json-out", default="reports/costs.json", help="the JSON results file")
     return parser
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.debian import MissingCommandError, ensure_command
 
 LUA_SCRIPT = Path(__file__).with_name("predict.lua")
 RESULT_PREFIX = "BENCH_RESULT "
@@ -41,21 +42,10 @@ class WrkResult:
 
 def ensure_wrk() -> str:
     """The path of wrk, installed with apt-get first when it is missing and we may install."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise WrkError("wrk is not installed and cannot be installed here (needs root and apt-get)")
-    print("wrk is missing: installing it with apt-get", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]
-    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        subprocess.run(install, env=env, capture_output=True, check=False)
-    found = shutil.which("wrk")
-    if not found:
-        raise WrkError("wrk could not be installed with apt-get (is a package index reachable?)")
-    return found
+    try:
+        return ensure_command("wrk", "wrk")
+    except MissingCommandError as exc:
+        raise WrkError(str(exc)) from None
 
 
 def run_wrk(

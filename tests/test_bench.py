@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 from bench.costs import CONFIGS as COST_CONFIGS
 from bench.costs import Row, part_costs, traced_request_cost, tracing_split
+from bench.debian import MissingCommandError, ensure_command
+from bench.instructions import CountError, count_instructions, parse_total, per_unit
 from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
 from bench.wrk import WrkError, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
@@ -199,5 +202,45 @@ def test_costs_smoke_prints_cpu_per_request_and_writes_json(
     document = json.loads(out.read_text())
     assert set(document["configs"]) == {"A", "B", "B-access-log"}
     assert document["configs"]["B"]["median"] == pytest.approx(rows["B"], abs=0.05)
-    assert set(document["part_costs_us"]) == {"access lines"}
+    assert set(document["part_costs"]) == {"access lines"}
+    assert document["unit"] == "us"
     assert re.fullmatch(r"[0-9a-f]{40}", document["git"]["commit"])
+
+
+CACHEGRIND_SUMMARY = """==4242== Cachegrind, a high-precision tracing profiler
+==4242== Command: python -c pass
+==4242==
+==4242== I   refs:      27,191,211,938
+"""
+
+
+def test_the_instruction_total_is_read_from_cachegrinds_summary() -> None:
+    assert parse_total(CACHEGRIND_SUMMARY) == 27_191_211_938
+    with pytest.raises(CountError, match="no instruction total"):
+        parse_total("==4242== Command: python -c pass\n")
+
+
+def test_instructions_per_request_cancel_what_both_runs_do() -> None:
+    assert per_unit(27_191_000_000, 28_420_000_000, 2_000) == 614_500.0
+    with pytest.raises(ValueError, match="more work"):
+        per_unit(1, 2, 0)
+
+
+def test_counted_instructions_grow_with_the_work_done(tmp_path: Path) -> None:
+    """A real valgrind run: a loop of 300,000 more iterations costs millions more instructions,
+    and the same command counts the same within a fraction of a percent."""
+    try:
+        ensure_command("valgrind", "valgrind")
+    except MissingCommandError as exc:
+        pytest.skip(f"counting instructions needs valgrind: {exc}")
+    loop = "import sys\nfor _ in range(int(sys.argv[1])): pass\n"
+    script = tmp_path / "loop.py"
+    script.write_text(loop)
+
+    def count(iterations: int) -> int:
+        command = [sys.executable, "-S", str(script), str(iterations)]
+        return count_instructions(command, {"PATH": "/usr/bin:/bin"}, tmp_path, 120)
+
+    small, again, large = count(0), count(0), count(300_000)
+    assert abs(again - small) < small * 0.005
+    assert per_unit(small, large, 300_000) > 10  # a Python loop iteration is tens of instructions

@@ -33,11 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import environment
+from bench import environment, instructions
 from bench.bundles import TrainingError, train_bundle
 from bench.configs import OBSERVABILITY_OFF, Config, service_env
 from bench.debian import MissingCommandError
-from bench.instructions import CountError, count_instructions, per_unit
+from bench.instructions import CountError, per_unit
 from bench.pinning import plan_pinning
 
 DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RATIO, the B default
@@ -243,30 +243,31 @@ def _count(
 ) -> list[Row]:
     """Thousands of instructions per request: two counted runs per configuration and repetition
     (as many at once as there are CPUs: a count does not depend on the machine's load)."""
+    by_key = {c.key: c for c in configs}
     jobs = [
-        (config, repetition, requests)
+        (config.key, repetition, requests)
         for repetition in range(1, args.repetitions + 1)
         for config in configs
         for requests in (BASE_REQUESTS, BASE_REQUESTS + args.requests)
     ]
 
-    def count(job: tuple[Config, int, int]) -> int:
-        config, repetition, requests = job
-        out = work / f"{config.key}-{repetition}-{requests}.json"
+    def count(job: tuple[str, int, int]) -> int:
+        key, repetition, requests = job
+        out = work / f"{key}-{repetition}-{requests}.json"
         command = _inprocess_command(bundle, requests, args, out)
-        env = service_env(os.environ, config, otlp_endpoint=None)
-        total = count_instructions(command, env, environment.REPO, RUN_TIMEOUT_SECONDS)
-        print(f"  {config.key:18} rep {repetition} {requests:6} requests: {total:,} instructions")
+        env = service_env(os.environ, by_key[key], otlp_endpoint=None)
+        total = instructions.count_instructions(command, env, environment.REPO, RUN_TIMEOUT_SECONDS)
+        print(f"  {key:18} rep {repetition} {requests:6} requests: {total:,} instructions")
         return total
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         totals = dict(zip(jobs, pool.map(count, jobs), strict=True))
     runs: dict[str, list[float]] = {c.key: [] for c in configs}
-    for config, repetition, requests in jobs:
+    for key, repetition, requests in jobs:
         if requests == BASE_REQUESTS:
-            large = totals[(config, repetition, requests + args.requests)]
-            small = totals[(config, repetition, requests)]
-            runs[config.key].append(per_unit(small, large, args.requests) / 1000.0)
+            small = totals[(key, repetition, requests)]
+            large = totals[(key, repetition, requests + args.requests)]
+            runs[key].append(per_unit(small, large, args.requests) / 1000.0)
     return [Row(c, runs[c.key]) for c in configs]
 
 

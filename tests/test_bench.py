@@ -6,6 +6,7 @@ table and the JSON are well-formed. Timings on a shared machine mean nothing, so
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench.costs import CONFIGS as COST_CONFIGS
-from bench.costs import Row, part_costs, traced_request_cost, tracing_split
+from bench.costs import Row, _count, part_costs, traced_request_cost, tracing_split
 from bench.debian import MissingCommandError, ensure_command
 from bench.instructions import CountError, count_instructions, parse_total, per_unit
 from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
@@ -244,3 +245,27 @@ def test_counted_instructions_grow_with_the_work_done(tmp_path: Path) -> None:
     small, again, large = count(0), count(0), count(300_000)
     assert abs(again - small) < small * 0.005
     assert per_unit(small, large, 300_000) > 10  # a Python loop iteration is tens of instructions
+
+
+def test_instruction_mode_pairs_each_configurations_two_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every configuration and repetition: (its longer run - its shorter) / the extra requests."""
+    per_request = {"A": 600_000, "B": 950_000}
+    seen: list[tuple[str, int]] = []
+
+    def fake_count(command: list[str], env: dict[str, str], cwd: Path, timeout: float) -> int:
+        requests = int(command[command.index("--requests") + 1])
+        key = Path(command[command.index("--out") + 1]).name.split("-")[0]
+        seen.append((key, requests))
+        startup = 5_000_000_000 + len(seen)  # the same in both runs, give or take a little
+        return startup + per_request[key] * requests
+
+    monkeypatch.setattr("bench.instructions.count_instructions", fake_count)
+    configs = [c for c in COST_CONFIGS if c.key in per_request]
+    args = argparse.Namespace(requests=2_000, warmup=10, concurrency=4, repetitions=2)
+    rows = _count(tmp_path / "bundle", configs, args, tmp_path)
+    assert sorted(seen) == sorted([(k, n) for k in "AB" for n in (200, 2_200)] * 2)
+    assert {r.config.key: len(r.runs) for r in rows} == {"A": 2, "B": 2}
+    for row in rows:
+        assert row.median == pytest.approx(per_request[row.config.key] / 1000, abs=0.01)

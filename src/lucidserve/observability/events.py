@@ -65,9 +65,14 @@ class EventLogger:
             return
         level_name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
         line = {"message": message, "level": level_name, "logger": self.name, **fields}
-        span = trace.get_current_span()
-        if span.is_recording():
-            context = span.get_span_context()
-            line["trace_id"] = format(context.trace_id, "032x")
-            line["span_id"] = format(context.span_id, "016x")
+        add_trace_ids(line)
         sink((line, time.time()))
+
+
+def add_trace_ids(fields: dict[str, Any]) -> None:
+    """Add trace_id and span_id while a recording span is current (never zeros)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        context = span.get_span_context()
+        fields["trace_id"] = format(context.trace_id, "032x")
+        fields["span_id"] = format(context.span_id, "016x")

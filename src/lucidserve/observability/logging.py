@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
-from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS, BaseJsonFormatter
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -37,11 +36,7 @@ class TraceContextFilter(logging.Filter):
     """Adds trace_id and span_id to a record while a recording span is current (never zeros)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        span = trace.get_current_span()
-        if span.is_recording():
-            context = span.get_span_context()
-            record.trace_id = format(context.trace_id, "032x")
-            record.span_id = format(context.span_id, "016x")
+        events.add_trace_ids(record.__dict__)
         return True
 
 

@@ -72,13 +72,31 @@ def test_spans_reach_the_collector_with_the_log_and_trace_ids(
         assert server.parent_span_id == "00f067aa0ba902b7"  # W3C traceparent continued
         assert spans["inference"].parent_span_id == server.span_id
         assert spans["inference"].attributes["model.request_rows"] == 2
+        assert spans["inference"].attributes["model.batch_rows"] >= 2
         assert spans["queue"].attributes["model.queue_ms"] >= 0
+        slack = 1_000_000  # ns: children are drawn from perf_counter, the server span from time_ns
+        for child in ("queue", "inference", "serialize"):
+            span = spans[child]
+            assert span.parent_span_id == server.span_id
+            assert server.start_ns - slack <= span.start_ns <= span.end_ns <= server.end_ns + slack
+        assert spans["queue"].end_ns <= spans["inference"].start_ns <= spans["serialize"].start_ns
         assert server.resource["service.name"] == "lucidserve-test"
         assert server.resource["model.name"] == "iris"
         lines = [r for r in log_records(svc) if r.get("request_id") == request_id]
         assert {r["event"] for r in lines} == {"prediction", "access"}
         assert all(r["trace_id"] == parent_trace for r in lines)
         assert all(r["span_id"] == server.span_id for r in lines)
+
+        label_trace = "5cf92f3577b34da6a3ce929d0e0e4737"
+        response = svc.client.post(
+            "/v1/predict/setosa",
+            json={"samples": [SAMPLE]},
+            headers={"traceparent": f"00-{label_trace}-00f067aa0ba902b8-01"},
+        )
+        assert response.status_code == 200
+        wait_until(lambda: label_trace in receiver.trace_ids(), timeout=20, what="label spans")
+        names = {s.name for s in receiver.snapshot() if s.trace_id == label_trace}
+        assert {"POST /v1/predict/{label}", "queue", "inference", "serialize"} <= names
     finally:
         svc.stop()
 

@@ -24,6 +24,8 @@ class ReceivedSpan:
     name: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass
@@ -90,6 +92,8 @@ class OtlpReceiver:
                             name=span.name,
                             attributes=_attributes(span.attributes),
                             resource=resource,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self._lock:

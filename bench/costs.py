@@ -1,7 +1,8 @@
 """`make bench-costs`: what each part of observability costs, in CPU time per request.
 
     python -m bench.costs [--dataset breast_cancer | --bundle DIR] [--requests 15000]
-        [--repetitions 5] [--concurrency 64] [--instructions] [--json-out reports/costs.json]
+        [--repetitions 5] [--concurrency 64] [--instructions] [--otlp-sink]
+        [--json-out reports/costs.json]
 
 wrk's throughput (`make bench`) says how much observability costs in all; this says where. The app
 is driven in-process (bench/inprocess.py: no server, no network, so the figures are the app's own)
@@ -15,6 +16,10 @@ With --instructions, the measure is instructions executed instead of CPU time (b
 instructions.py: valgrind, installed when absent): per configuration, two runs that differ by
 --requests requests (default 2,000), counted in thousands per request. Noise does not move it, so
 one repetition is enough and a commit's figures compare with another's; a run takes about 15 min.
+
+Sampled spans are made but not exported, as with the service's default (no OTLP endpoint), unless
+--otlp-sink starts a local OTLP/HTTP sink (bench/otlp_sink.py) for the app to export to: then a
+traced request's cost includes the exporter's encoding of its spans, on the app's CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +44,7 @@ from bench.bundles import TrainingError, train_bundle
 from bench.configs import OBSERVABILITY_OFF, Config, service_env
 from bench.debian import MissingCommandError
 from bench.instructions import CountError, per_unit
+from bench.otlp_sink import SinkError, running_sink
 from bench.pinning import plan_pinning
 
 DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RATIO, the B default
@@ -110,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if {"A", "B"} - {c.key for c in configs}:
         print("bench.costs: --configs must include A and B", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="lucidserve-costs-") as work:
+    with tempfile.TemporaryDirectory(prefix="lucidserve-costs-") as work, ExitStack() as stack:
         try:
+            sink = stack.enter_context(running_sink(args.otlp_sink, plan_pinning(), Path(work)))
+            print(f"bench.costs: traces: {sink.describe()}", flush=True)
             if args.bundle:
                 bundle = Path(args.bundle).resolve()
             else:
@@ -119,17 +128,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"bench.costs: training {args.dataset} into {bundle}", flush=True)
                 train_bundle(args.dataset, bundle)
             if args.instructions:
-                rows = _count(bundle, configs, args, Path(work))
+                rows = _count(bundle, configs, args, Path(work), sink.endpoint)
             else:
-                rows = _measure(bundle, configs, args, Path(work))
-        except (CostsError, CountError, MissingCommandError, TrainingError) as exc:
+                rows = _measure(bundle, configs, args, Path(work), sink.endpoint)
+            traces = sink.as_dict()
+        except (CostsError, CountError, MissingCommandError, SinkError, TrainingError) as exc:
             print(f"bench.costs: {exc}", file=sys.stderr)
             return 1
     print()
     print("\n".join(render(bundle, rows, args.requests, args.concurrency, unit)))
+    print(f"\nspans: {traces['mode']}" + (f", {traces['received']}" if traces["received"] else ""))
     out = Path(args.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(as_json(bundle, rows, args, unit), indent=2) + "\n")
+    document = {**as_json(bundle, rows, args, unit), "traces": traces}
+    out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nbench.costs: results in {out}")
     return 0
 
@@ -223,13 +235,17 @@ def as_json(
 
 
 def _measure(
-    bundle: Path, configs: Sequence[Config], args: argparse.Namespace, work: Path
+    bundle: Path,
+    configs: Sequence[Config],
+    args: argparse.Namespace,
+    work: Path,
+    otlp_endpoint: str | None,
 ) -> list[Row]:
     pinned = plan_pinning().server()
     runs: dict[str, list[float]] = {c.key: [] for c in configs}
     for repetition in range(1, args.repetitions + 1):
         for config in configs:
-            value = _run_once(bundle, config, args, work, pinned)
+            value = _run_once(bundle, config, args, work, pinned, otlp_endpoint)
             runs[config.key].append(value)
             print(
                 f"  rep {repetition}/{args.repetitions} {config.key:18} {value:8.1f} µs/request",
@@ -239,7 +255,11 @@ def _measure(
 
 
 def _count(
-    bundle: Path, configs: Sequence[Config], args: argparse.Namespace, work: Path
+    bundle: Path,
+    configs: Sequence[Config],
+    args: argparse.Namespace,
+    work: Path,
+    otlp_endpoint: str | None,
 ) -> list[Row]:
     """Thousands of instructions per request: two counted runs per configuration and repetition
     (as many at once as there are CPUs: a count does not depend on the machine's load)."""
@@ -255,7 +275,7 @@ def _count(
         key, repetition, requests = job
         out = work / f"{key}-{repetition}-{requests}.json"
         command = _inprocess_command(bundle, requests, args, out)
-        env = service_env(os.environ, by_key[key], otlp_endpoint=None)
+        env = service_env(os.environ, by_key[key], otlp_endpoint)
         total = instructions.count_instructions(command, env, environment.REPO, RUN_TIMEOUT_SECONDS)
         print(f"  {key:18} rep {repetition} {requests:6} requests: {total:,} instructions")
         return total
@@ -281,10 +301,15 @@ def _inprocess_command(
 
 
 def _run_once(
-    bundle: Path, config: Config, args: argparse.Namespace, work: Path, pinned: list[str]
+    bundle: Path,
+    config: Config,
+    args: argparse.Namespace,
+    work: Path,
+    pinned: list[str],
+    otlp_endpoint: str | None,
 ) -> float:
     out = work / f"{config.key}.json"
-    env = service_env(os.environ, config, otlp_endpoint=None)
+    env = service_env(os.environ, config, otlp_endpoint)
     command = [*pinned, *_inprocess_command(bundle, args.requests, args, out)]
     done = subprocess.run(
         command, env=env, cwd=environment.REPO, capture_output=True, text=True, timeout=900,
@@ -311,6 +336,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions (valgrind), not CPU time"
+    )
+    parser.add_argument(
+        "--otlp-sink", action="store_true", help="export sampled spans to a local OTLP/HTTP sink"
     )
     parser.add_argument("--json-out", default="reports/costs.json", help="the JSON results file")
     return parser

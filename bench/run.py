@@ -21,8 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -33,8 +31,9 @@ from typing import Any
 from bench import environment, report
 from bench.bundles import TrainingError, train_bundle
 from bench.configs import CONFIGS, Config, service_env
+from bench.otlp_sink import OtlpSink, SinkError, running_sink
 from bench.pinning import Pinning, plan_pinning
-from bench.server import Server, free_port, start_server
+from bench.server import Server, start_server
 from bench.wrk import WrkError, WrkResult, ensure_wrk, run_wrk
 
 DATASETS = ("iris", "breast_cancer")
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     try:
         return _run(options)
-    except (BenchError, WrkError) as exc:
+    except (BenchError, SinkError, WrkError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
 
@@ -105,7 +104,7 @@ def _run(options: argparse.Namespace) -> int:
     with ExitStack() as stack:
         work = Path(options.work_dir or stack.enter_context(_temp_dir()))
         models = _prepare_models(datasets, options.bundle, work)
-        otlp = stack.enter_context(_otlp_sink(options.otlp_sink, pinning, work))
+        otlp = stack.enter_context(running_sink(options.otlp_sink, pinning, work))
         print(f"bench: traces: {otlp.describe()}", flush=True)
         plan = Plan(
             configs, concurrency, warmup, options.duration, options.repetitions,
@@ -293,63 +292,6 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_text(json.dumps({"samples": [sample]}))
     return Model(name=name, bundle=bundle, body_file=body_file)
-
-
-@dataclass
-class OtlpSink:
-    """Where traces go: nowhere (no endpoint, the service's default) or a local sink process."""
-
-    proc: subprocess.Popen[bytes] | None = None
-    endpoint: str | None = None
-
-    @property
-    def mode(self) -> str:
-        return "local OTLP sink" if self.endpoint else "no OTLP endpoint"
-
-    def describe(self) -> str:
-        if self.endpoint:
-            return f"B and C export sampled spans to a local OTLP/HTTP sink at {self.endpoint}"
-        return "no OTLP endpoint (the default): sampled spans are recorded but not exported"
-
-    def stats(self) -> dict[str, int]:
-        if not self.endpoint:
-            return {}
-        with urllib.request.urlopen(f"{self.endpoint}/stats", timeout=5) as response:  # noqa: S310
-            stats: dict[str, int] = json.loads(response.read())
-        return stats
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "endpoint": self.endpoint, "received": self.stats() or None}
-
-
-@contextmanager
-def _otlp_sink(enabled: bool, pinning: Pinning, work: Path) -> Iterator[OtlpSink]:
-    if not enabled:
-        yield OtlpSink()
-        return
-    port = free_port()
-    log = work / "logs" / "otlp-sink.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*pinning.load(), sys.executable, "-m", "bench.otlp_sink", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=environment.REPO,
-        )  # fmt: skip
-    sink = OtlpSink(proc, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                sink.stats()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the OTLP sink did not start: {log.read_text()}") from None
-                time.sleep(0.1)
-        yield sink
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @contextmanager

@@ -89,7 +89,7 @@ def smoke(
     command = [
         str(BIN / "python"), "-m", "bench.run", "--bundle", str(iris_bundle), "--duration", "1",
         "--repetitions", "1", "--concurrency", "2", "--no-warmup", "--floor-calls", "5",
-        "--json-out", str(out), "--work-dir", str(tmp / "work"),
+        "--otlp-sink", "--json-out", str(out), "--work-dir", str(tmp / "work"),
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
@@ -153,6 +153,8 @@ def test_smoke_json_holds_runs_medians_ratios_commit_and_machine(smoke: tuple[st
     assert [b["rows"] for b in model["floor"]["batches"]] == [1, 64]
     assert all(b["us_per_row"] > 0 for b in model["floor"]["batches"])
     assert {t["status"] for t in model["targets"]} <= {"pass", "fail", "n/a"}
+    assert document["traces"]["mode"] == "local OTLP sink"  # --otlp-sink
+    assert document["traces"]["received"]["requests"] >= 1  # B and C exported their spans
 
 
 def cost_rows(medians: dict[str, float]) -> list[Row]:
@@ -184,8 +186,8 @@ def test_costs_smoke_prints_cpu_per_request_and_writes_json(
     out = tmp_path / "costs.json"
     command = [
         str(BIN / "python"), "-m", "bench.costs", "--bundle", str(iris_bundle),
-        "--configs", "A,B,B-access-log", "--requests", "200", "--warmup", "20",
-        "--repetitions", "1", "--json-out", str(out),
+        "--configs", "A,B,B-access-log,B-traced", "--requests", "200", "--warmup", "20",
+        "--repetitions", "1", "--otlp-sink", "--json-out", str(out),
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
@@ -194,14 +196,17 @@ def test_costs_smoke_prints_cpu_per_request_and_writes_json(
     rows = {
         line.split()[0]: float(line.split()[1])
         for line in done.stdout.splitlines()
-        if line.split()[:1] in (["A"], ["B"], ["B-access-log"])
+        if line.split()[:1] in (["A"], ["B"], ["B-access-log"], ["B-traced"])
     }
-    assert set(rows) == {"A", "B", "B-access-log"}
+    assert set(rows) == {"A", "B", "B-access-log", "B-traced"}
     assert all(value > 0 for value in rows.values())
     assert re.search(r"^observability in all \(B - A\): -?[0-9.]+ µs", done.stdout, re.MULTILINE)
     assert re.search(r"^  access lines +-?[0-9.]+ µs per request$", done.stdout, re.MULTILINE)
     document = json.loads(out.read_text())
-    assert set(document["configs"]) == {"A", "B", "B-access-log"}
+    assert set(document["configs"]) == {"A", "B", "B-access-log", "B-traced"}
+    # --otlp-sink: the traced runs exported their spans (flushed at the app's shutdown)
+    assert document["traces"]["mode"] == "local OTLP sink"
+    assert document["traces"]["received"]["requests"] >= 1
     assert document["configs"]["B"]["median"] == pytest.approx(rows["B"], abs=0.05)
     assert set(document["part_costs"]) == {"access lines"}
     assert document["unit"] == "us"
@@ -253,19 +258,23 @@ def test_instruction_mode_pairs_each_configurations_two_runs(
     """Every configuration and repetition: (its longer run - its shorter) / the extra requests."""
     per_request = {"A": 600_000, "B": 950_000}
     seen: list[tuple[str, int]] = []
+    endpoints: dict[str, str | None] = {}
 
     def fake_count(command: list[str], env: dict[str, str], cwd: Path, timeout: float) -> int:
         requests = int(command[command.index("--requests") + 1])
         key = Path(command[command.index("--out") + 1]).name.split("-")[0]
         seen.append((key, requests))
+        endpoints[key] = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         startup = 5_000_000_000 + len(seen)  # the same in both runs, give or take a little
         return startup + per_request[key] * requests
 
     monkeypatch.setattr("bench.instructions.count_instructions", fake_count)
     configs = [c for c in COST_CONFIGS if c.key in per_request]
     args = argparse.Namespace(requests=2_000, warmup=10, concurrency=4, repetitions=2)
-    rows = _count(tmp_path / "bundle", configs, args, tmp_path)
+    sink = "http://127.0.0.1:4318"
+    rows = _count(tmp_path / "bundle", configs, args, tmp_path, sink)
     assert sorted(seen) == sorted([(k, n) for k in "AB" for n in (200, 2_200)] * 2)
+    assert endpoints == {"A": None, "B": sink}  # --otlp-sink: the tracing configurations export
     assert {r.config.key: len(r.runs) for r in rows} == {"A": 2, "B": 2}
     for row in rows:
         assert row.median == pytest.approx(per_request[row.config.key] / 1000, abs=0.01)

@@ -38,7 +38,6 @@ from lucidserve.observability.exemplars import ExemplarStore
 from lucidserve.observability.exposition import PooledCollector
 from lucidserve.observability.metrics import ServiceMetrics, build_metrics
 from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
-from lucidserve.observability.spans import child_spans
 from lucidserve.observability.tracing import EdgeSampledApp, create_tracing
 from lucidserve.runtime import Runtime
 from lucidserve.server import multiprocess
@@ -79,7 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loading.cancel()
         if runtime.queue is not None:
             await runtime.queue.stop()
-        child_spans.flush()  # the spans of the last traced requests, before the provider ends
         if provider is not None:
             await asyncio.to_thread(provider.shutdown)
 

@@ -23,7 +23,7 @@ from lucidserve.inference.predictor import BatchResult
 from lucidserve.observability.events import EventLogger
 from lucidserve.observability.hashing import input_hasher
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
-from lucidserve.observability.spans import child_spans
+from lucidserve.observability.spans import record_request_spans
 from lucidserve.runtime import Runtime
 
 prediction_lines = EventLogger("lucidserve.predictions")
@@ -86,7 +86,7 @@ class _PredictHandler:
         request_id = request.scope.get(REQUEST_ID_KEY, "")
         serialize_started = time.perf_counter()
         body, labels, confidences = self._predictions_body(outcome.result, request_id)
-        child_spans.record(outcome, len(samples), serialize_started, time.perf_counter())
+        record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
         self._observe(request, samples, labels, confidences, request_id)
         return Response(body, media_type="application/json")
 
@@ -150,7 +150,7 @@ class _PredictHandler:
                 "request_id": request_id,
             }
         )
-        child_spans.record(outcome, len(samples), serialize_started, time.perf_counter())
+        record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
         confidences = result.probabilities.max(axis=1).tolist()
         self._observe(request, samples, result.labels.tolist(), confidences, request_id)
         return Response(body, media_type="application/json")

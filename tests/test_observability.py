@@ -194,6 +194,12 @@ def test_nothing_is_lost_when_sigterm_arrives_under_load(
     while not logged_traces <= receiver.trace_ids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert logged_traces <= receiver.trace_ids(), "spans of served requests were not exported"
+    names: dict[str, set[str]] = {}
+    for span in receiver.snapshot():
+        names.setdefault(span.trace_id, set()).add(span.name)
+    whole = {"POST /v1/predict", "queue", "inference", "serialize"}
+    partial = [t for t in logged_traces if not whole <= names.get(t, set())]
+    assert not partial, f"{len(partial)} of {len(logged_traces)} traces lack spans"
 
 
 @pytest.mark.slow

@@ -35,7 +35,35 @@ UNBATCHED = Config(
     "B with batching off (one estimator call per request)",
     {"LUCIDSERVE_BATCHING": "false"},
 )
+# B with one thing changed: what each part of observability costs (B minus B without it).
+VARIANTS = (
+    Config("B-traced", "B with every request traced", {"OTEL_TRACES_SAMPLER_ARG": "1"}),
+    Config("B-untraced", "B with no request traced", {"OTEL_TRACES_SAMPLER_ARG": "0"}),
+    Config("B-traces", "B without traces", {"OTEL_SDK_DISABLED": "true"}),
+    Config(
+        "B-prediction-log", "B without prediction lines", {"LUCIDSERVE_PREDICTION_LOG": "false"}
+    ),
+    Config("B-access-log", "B without access lines", {"LUCIDSERVE_ACCESS_LOG_SAMPLE_RATIO": "0"}),
+    Config("B-drift", "B without drift", {"LUCIDSERVE_DRIFT_ENABLED": "false"}),
+    Config(
+        "B-metrics",
+        "B without metrics (drift needs them: off too)",
+        {"LUCIDSERVE_METRICS_ENABLED": "false"},
+    ),
+)
 CONFIGS: dict[str, Config] = {c.key: c for c in (OBSERVABILITY_OFF, OBSERVABILITY_ON, UNBATCHED)}
+ALL_CONFIGS: dict[str, Config] = {**CONFIGS, **{c.key: c for c in VARIANTS}}
+
+
+def find_configs(text: str) -> list[Config]:
+    """The configurations named in a comma-separated list (any case); ValueError if unknown."""
+    by_name = {key.lower(): config for key, config in ALL_CONFIGS.items()}
+    names = [k.strip().lower() for k in text.split(",") if k.strip()]
+    unknown = [n for n in names if n not in by_name]
+    if unknown or not names:
+        raise ValueError(f"configurations are some of {','.join(ALL_CONFIGS)}; got {text!r}")
+    return [by_name[n] for n in names]
+
 
 # Caller's variables that would change a configuration: removed before each start.
 CONTROLLED_PREFIXES = ("LUCIDSERVE_", "OTEL_", "PROMETHEUS_MULTIPROC_DIR")

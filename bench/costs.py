@@ -41,7 +41,7 @@ from typing import Any
 
 from bench import environment, instructions
 from bench.bundles import TrainingError, train_bundle
-from bench.configs import OBSERVABILITY_OFF, Config, service_env
+from bench.configs import OBSERVABILITY_OFF, OBSERVABILITY_ON, VARIANTS, Config, service_env
 from bench.debian import MissingCommandError
 from bench.instructions import CountError, per_unit
 from bench.otlp_sink import SinkError, running_sink
@@ -51,23 +51,7 @@ DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RAT
 BASE_REQUESTS = 200  # the smaller of the two counted runs, in --instructions mode
 RUN_TIMEOUT_SECONDS = 1800
 
-CONFIGS = (
-    OBSERVABILITY_OFF,
-    Config("B", "the defaults"),
-    Config("B-traced", "B with every request traced", {"OTEL_TRACES_SAMPLER_ARG": "1"}),
-    Config("B-untraced", "B with no request traced", {"OTEL_TRACES_SAMPLER_ARG": "0"}),
-    Config("B-traces", "B without traces", {"OTEL_SDK_DISABLED": "true"}),
-    Config(
-        "B-prediction-log", "B without prediction lines", {"LUCIDSERVE_PREDICTION_LOG": "false"}
-    ),
-    Config("B-access-log", "B without access lines", {"LUCIDSERVE_ACCESS_LOG_SAMPLE_RATIO": "0"}),
-    Config("B-drift", "B without drift", {"LUCIDSERVE_DRIFT_ENABLED": "false"}),
-    Config(
-        "B-metrics",
-        "B without metrics (drift needs them: off too)",
-        {"LUCIDSERVE_METRICS_ENABLED": "false"},
-    ),
-)
+CONFIGS = (OBSERVABILITY_OFF, OBSERVABILITY_ON, *VARIANTS)
 PARTS = {
     "B-traces": "traces (10 % sampled)",
     "B-prediction-log": "prediction lines (with input hash)",

@@ -16,6 +16,8 @@ MIN_BATCHED_OVER_UNBATCHED_FOREST = 6.0
 MAX_BATCHED_P50_OVER_UNBATCHED = 1.10
 TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "reps", "errors"]
 RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50"]
+VERSUS_OFF_COLUMNS = ["config", "conc", "req/s over A", "req/s over B"]
+MAIN_CONFIGS = ("A", "B", "C")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,22 @@ def ratios(cells: Sequence[Cell]) -> list[Ratio]:
     return out
 
 
+def versus_off(cells: Sequence[Cell]) -> list[tuple[str, int, float | None, float | None]]:
+    """Each configuration beyond A, B and C (the variants of B) over A and over B, per
+    concurrency: (config, concurrency, over A, over B), requests per second."""
+    by_key = {(c.config, c.concurrency): c for c in cells}
+    return [
+        (
+            c.config,
+            c.concurrency,
+            _ratio(c, by_key.get(("A", c.concurrency)), "requests_per_second"),
+            _ratio(c, by_key.get(("B", c.concurrency)), "requests_per_second"),
+        )
+        for c in cells
+        if c.config not in MAIN_CONFIGS
+    ]
+
+
 def check_targets(model_ratios: Sequence[Ratio], estimator: str) -> list[Target]:
     """The issue's three targets for one model."""
     at = {r.concurrency: r for r in model_ratios}
@@ -171,6 +189,9 @@ def render_model(
     ]  # fmt: skip
     lines += _aligned(RATIO_COLUMNS, ratio_rows)
     lines.append("")
+    variants = [[k, str(n), _fmt(a), _fmt(b)] for k, n, a, b in versus_off(cells)]
+    if variants:
+        lines += [*_aligned(VERSUS_OFF_COLUMNS, variants), ""]
     method = floor.get("method", "predict_proba")
     for batch in floor.get("batches", []):
         lines.append(
@@ -196,6 +217,10 @@ def model_json(
         "runs": [r.as_dict() for r in runs],
         "summary": [_rounded(asdict(c)) for c in cells],
         "ratios": [_rounded(asdict(r)) for r in model_ratios],
+        "versus_off": [
+            _rounded({"config": k, "concurrency": n, "over_a": a, "over_b": b})
+            for k, n, a, b in versus_off(cells)
+        ],
         "targets": [_rounded(asdict(t)) for t in targets],
     }
 

@@ -1,7 +1,8 @@
 """`make bench`: wrk against the service with observability off (A), on (B), and on unbatched (C).
 
     python -m bench.run [--models iris,breast_cancer | --bundle DIR ...] [--concurrency 1,8,64]
-        [--duration 10] [--repetitions 3] [--otlp-sink] [--json-out reports/bench.json]
+        [--duration 10] [--repetitions 3] [--configs A,B,C] [--otlp-sink]
+        [--json-out reports/bench.json]
 
 For each model it trains (or takes) a bundle, measures the model-only floor, starts one 1-worker
 service per configuration (pinned to one CPU, wrk to another where there are two), and runs wrk at
@@ -9,7 +10,9 @@ each concurrency: a warm-up per configuration, then the repetitions interleaved 
 The three services stay up together, idle but for the one under load, so a slow minute on a shared
 machine hits every configuration alike. It prints one table per model (medians of req/s, p50,
 p99), the ratios B/A and B/C, the floor and the issue's targets (pass/fail, informational), and
-writes everything as JSON.
+writes everything as JSON. `--configs` can add B's variants (bench/configs.py: B-traces, B-untraced,
+B-prediction-log, ...), each shown over A and over B: what one part costs under wrk, with the
+server and the network in the path, where `make bench-costs` measures the app alone.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 from bench import environment, report
 from bench.bundles import TrainingError, train_bundle
-from bench.configs import CONFIGS, Config, service_env
+from bench.configs import Config, find_configs, service_env
 from bench.otlp_sink import OtlpSink, SinkError, running_sink
 from bench.pinning import Pinning, plan_pinning
 from bench.server import Server, start_server
@@ -304,11 +307,10 @@ def _temp_dir() -> Iterator[str]:
 
 
 def _configs(text: str) -> list[Config]:
-    keys = [k.strip().upper() for k in text.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in CONFIGS]
-    if unknown or not keys:
-        raise BenchError(f"--configs takes some of {','.join(CONFIGS)}; got {text!r}")
-    return [CONFIGS[k] for k in keys]
+    try:
+        return find_configs(text)
+    except ValueError as exc:
+        raise BenchError(f"--configs: {exc}") from None
 
 
 def _datasets(options: argparse.Namespace) -> list[str]:
@@ -338,7 +340,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--models", help=f"datasets to train (default: {','.join(DATASETS)})")
     parser.add_argument("--bundle", action="append", default=[], help="a bundle dir (repeatable)")
-    parser.add_argument("--configs", default="A,B,C", help="configurations to run (default A,B,C)")
+    parser.add_argument(
+        "--configs",
+        default="A,B,C",
+        help="configurations to run (default A,B,C); also B's variants, e.g. B-traces, B-untraced: "
+        "each is then shown over A and over B",
+    )
     parser.add_argument("--concurrency", default="1,8,64", help="wrk connections (default 1,8,64)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--repetitions", type=int, default=3, help="runs per cell (default 3)")

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from bench.configs import find_configs
 from bench.costs import CONFIGS as COST_CONFIGS
 from bench.costs import Row, _count, part_costs, traced_request_cost, tracing_split
 from bench.debian import MissingCommandError, ensure_command
 from bench.instructions import CountError, count_instructions, parse_total, per_unit
-from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios
+from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios, versus_off
 from bench.wrk import WrkError, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
 
@@ -59,6 +60,29 @@ def test_ratios_compare_observed_with_off_and_batched_with_unbatched() -> None:
     assert ratio.batched_p50_over_unbatched == pytest.approx(55 / 400)
 
 
+def test_variants_of_b_are_compared_with_a_and_b_at_their_own_concurrency() -> None:
+    cells = [
+        cell("A", 1, 200, 4.0), cell("B", 1, 160, 5.0), cell("B-traces", 1, 180, 4.5),
+        cell("A", 64, 1000, 50), cell("B", 64, 800, 55), cell("B-traces", 64, 900, 52),
+        cell("C", 64, 150, 400),
+    ]  # fmt: skip
+    assert versus_off(cells) == [
+        ("B-traces", 1, pytest.approx(0.9), pytest.approx(1.125)),
+        ("B-traces", 64, pytest.approx(0.9), pytest.approx(1.125)),
+    ]
+    assert versus_off([cell("B-untraced", 8, 500, 9.0)]) == [("B-untraced", 8, None, None)]
+
+
+def test_configs_are_named_in_any_case_and_unknown_ones_refused() -> None:
+    assert [c.key for c in find_configs("a, b,B-TRACES,b-untraced")] == [
+        "A", "B", "B-traces", "B-untraced"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="B-traced"):
+        find_configs("A,B-nothing")
+    with pytest.raises(ValueError, match="configurations are some of"):
+        find_configs(" , ")
+
+
 def test_targets_pass_and_fail_against_the_issue_thresholds() -> None:
     cells = [
         cell("A", 1, 200, 4.0), cell("B", 1, 190, 5.0), cell("C", 1, 200, 4.0),
@@ -89,7 +113,8 @@ def smoke(
     command = [
         str(BIN / "python"), "-m", "bench.run", "--bundle", str(iris_bundle), "--duration", "1",
         "--repetitions", "1", "--concurrency", "2", "--no-warmup", "--floor-calls", "5",
-        "--otlp-sink", "--json-out", str(out), "--work-dir", str(tmp / "work"),
+        "--configs", "A,B,C,B-traces", "--otlp-sink", "--json-out", str(out),
+        "--work-dir", str(tmp / "work"),
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
@@ -116,7 +141,7 @@ def test_smoke_prints_a_row_per_configuration_with_numbers(smoke: tuple[str, Any
     rows = table_rows(
         smoke[0], ["config", "conc", "req/s", "p50", "ms", "p99", "ms", "reps", "errors"]
     )
-    assert [row[0] for row in rows] == ["A", "B", "C"]
+    assert [row[0] for row in rows] == ["A", "B", "B-traces", "C"]
     for row in rows:
         assert len(row) == len(TABLE_COLUMNS)
         assert int(row[1]) == 2
@@ -133,6 +158,9 @@ def test_smoke_prints_the_ratios_and_the_targets(smoke: tuple[str, Any]) -> None
     assert all(float(value) > 0 for value in row[1:])
     assert re.search(r"model-only floor \(RandomForestClassifier\.predict_proba\), 64 row", stdout)
     assert len(re.findall(r"^\[ ?(pass|fail|n/a)\] ", stdout, flags=re.MULTILINE)) == 3
+    (variant,) = table_rows(stdout, ["config", "conc", "req/s", "over", "A", "req/s", "over", "B"])
+    assert variant[:2] == ["B-traces", "2"]
+    assert all(float(value) > 0 for value in variant[2:])
 
 
 @pytest.mark.slow
@@ -141,12 +169,15 @@ def test_smoke_json_holds_runs_medians_ratios_commit_and_machine(smoke: tuple[st
     assert re.fullmatch(r"[0-9a-f]{40}", document["git"]["commit"])
     assert document["machine"]["nproc"] >= 1
     assert document["machine"]["cpu_model"]
-    assert set(document["configs"]) == {"A", "B", "C"}
+    assert set(document["configs"]) == {"A", "B", "C", "B-traces"}
     (model,) = document["models"]
     assert model["estimator"] == "RandomForestClassifier"
-    assert [r["config"] for r in model["runs"]] == ["A", "B", "C"]
+    assert [r["config"] for r in model["runs"]] == ["A", "B", "C", "B-traces"]
     assert all(r["errors"]["status"] == 0 for r in model["runs"])
-    assert {c["config"] for c in model["summary"]} == {"A", "B", "C"}
+    assert {c["config"] for c in model["summary"]} == {"A", "B", "C", "B-traces"}
+    (variant,) = model["versus_off"]
+    assert variant["config"] == "B-traces"
+    assert variant["over_a"] > 0
     (ratio,) = model["ratios"]
     assert ratio["observed_over_off"] > 0
     assert ratio["batched_over_unbatched"] > 0

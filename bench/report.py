@@ -18,6 +18,8 @@ TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "reps", "errors"
 RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50"]
 VERSUS_OFF_COLUMNS = ["config", "conc", "req/s over A", "req/s over B"]
 MAIN_CONFIGS = ("A", "B", "C")
+Variant = tuple[str, int, float | None, float | None]
+"""A variant of B at one concurrency: (config, concurrency, req/s over A, req/s over B)."""
 
 
 @dataclass(frozen=True)
@@ -97,36 +99,36 @@ def summarize(runs: Sequence[Run]) -> list[Cell]:
     return cells
 
 
-def ratios(cells: Sequence[Cell]) -> list[Ratio]:
-    """B/A and B/C per concurrency."""
-    by_key = {(c.config, c.concurrency): c for c in cells}
+def ratios(runs: Sequence[Run]) -> list[Ratio]:
+    """B/A and B/C per concurrency, each the median over the repetitions of that repetition's
+    ratio. A repetition's runs follow one another, so a slow minute of a shared machine weighs on
+    both sides of its ratio; a ratio of medians can pair one side's slow run with the other's
+    fast one."""
     out = []
-    for concurrency in sorted({c.concurrency for c in cells}):
-        a, b, c = (by_key.get((key, concurrency)) for key in "ABC")
+    for concurrency in sorted({r.concurrency for r in runs}):
         out.append(
             Ratio(
                 concurrency=concurrency,
-                observed_over_off=_ratio(b, a, "requests_per_second"),
-                batched_over_unbatched=_ratio(b, c, "requests_per_second"),
-                batched_p50_over_unbatched=_ratio(b, c, "p50_ms"),
+                observed_over_off=_paired(runs, "B", "A", concurrency, "requests_per_second"),
+                batched_over_unbatched=_paired(runs, "B", "C", concurrency, "requests_per_second"),
+                batched_p50_over_unbatched=_paired(runs, "B", "C", concurrency, "p50_ms"),
             )
         )
     return out
 
 
-def versus_off(cells: Sequence[Cell]) -> list[tuple[str, int, float | None, float | None]]:
+def versus_off(runs: Sequence[Run]) -> list[Variant]:
     """Each configuration beyond A, B and C (the variants of B) over A and over B, per
-    concurrency: (config, concurrency, over A, over B), requests per second."""
-    by_key = {(c.config, c.concurrency): c for c in cells}
+    concurrency, requests per second, paired by repetition as `ratios` does."""
+    keys = sorted({(r.concurrency, r.config) for r in runs if r.config not in MAIN_CONFIGS})
     return [
         (
-            c.config,
-            c.concurrency,
-            _ratio(c, by_key.get(("A", c.concurrency)), "requests_per_second"),
-            _ratio(c, by_key.get(("B", c.concurrency)), "requests_per_second"),
+            config,
+            concurrency,
+            _paired(runs, config, "A", concurrency, "requests_per_second"),
+            _paired(runs, config, "B", concurrency, "requests_per_second"),
         )
-        for c in cells
-        if c.config not in MAIN_CONFIGS
+        for concurrency, config in keys
     ]
 
 
@@ -170,6 +172,7 @@ def render_model(
     title: str,
     cells: Sequence[Cell],
     model_ratios: Sequence[Ratio],
+    variants: Sequence[Variant],
     targets: Sequence[Target],
     floor: dict[str, Any],
 ) -> str:
@@ -189,9 +192,9 @@ def render_model(
     ]  # fmt: skip
     lines += _aligned(RATIO_COLUMNS, ratio_rows)
     lines.append("")
-    variants = [[k, str(n), _fmt(a), _fmt(b)] for k, n, a, b in versus_off(cells)]
-    if variants:
-        lines += [*_aligned(VERSUS_OFF_COLUMNS, variants), ""]
+    variant_rows = [[k, str(n), _fmt(a), _fmt(b)] for k, n, a, b in variants]
+    if variant_rows:
+        lines += [*_aligned(VERSUS_OFF_COLUMNS, variant_rows), ""]
     method = floor.get("method", "predict_proba")
     for batch in floor.get("batches", []):
         lines.append(
@@ -210,6 +213,7 @@ def model_json(
     runs: Sequence[Run],
     cells: Sequence[Cell],
     model_ratios: Sequence[Ratio],
+    variants: Sequence[Variant],
     targets: Sequence[Target],
 ) -> dict[str, Any]:
     """Everything measured for one model, for the JSON file."""
@@ -219,7 +223,7 @@ def model_json(
         "ratios": [_rounded(asdict(r)) for r in model_ratios],
         "versus_off": [
             _rounded({"config": k, "concurrency": n, "over_a": a, "over_b": b})
-            for k, n, a, b in versus_off(cells)
+            for k, n, a, b in variants
         ],
         "targets": [_rounded(asdict(t)) for t in targets],
     }
@@ -238,10 +242,17 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     return [top, "-" * len(top), *(line(row) for row in rows)]
 
 
-def _ratio(top: Cell | None, bottom: Cell | None, field: str) -> float | None:
-    if top is None or bottom is None or not getattr(bottom, field):
-        return None
-    return float(getattr(top, field) / getattr(bottom, field))
+def _paired(
+    runs: Sequence[Run], top: str, bottom: str, concurrency: int, field: str
+) -> float | None:
+    """The median over the repetitions that ran both `top` and `bottom` of top/bottom."""
+    at = {(r.config, r.repetition): r.result for r in runs if r.concurrency == concurrency}
+    values = []
+    for (config, repetition), result in at.items():
+        other = at.get((bottom, repetition))
+        if config == top and other is not None and getattr(other, field):
+            values.append(getattr(result, field) / getattr(other, field))
+    return float(statistics.median(values)) if values else None
 
 
 def _at_least(name: str, value: float | None, threshold: float, *, missing: str) -> Target:

@@ -9,7 +9,8 @@ service per configuration (pinned to one CPU, wrk to another where there are two
 each concurrency: a warm-up per configuration, then the repetitions interleaved A, B, C, A, B, C...
 The three services stay up together, idle but for the one under load, so a slow minute on a shared
 machine hits every configuration alike. It prints one table per model (medians of req/s, p50,
-p99), the ratios B/A and B/C, the floor and the issue's targets (pass/fail, informational), and
+p99), the ratios B/A and B/C (each the median of the repetitions' own ratios, so a slow minute
+weighs on both sides), the floor and the issue's targets (pass/fail, informational), and
 writes everything as JSON. `--configs` can add B's variants (bench/configs.py: B-traces, B-untraced,
 B-prediction-log, ...), each shown over A and over B: what one part costs under wrk, with the
 server and the network in the path, where `make bench-costs` measures the app alone.
@@ -195,20 +196,21 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
                     )
                     _report_errors(model, config, connections, f"rep {repetition}", result)
     cells = report.summarize(runs)
-    ratios = report.ratios(cells)
+    ratios = report.ratios(runs)
+    variants = report.versus_off(runs)
     targets = report.check_targets(ratios, floor["estimator"])
     title = (
         f"== {model.name}: {floor['estimator']} ({model.bundle})\n"
         f"   1 worker; {plan.pinning.note}; medians of {plan.repetitions} x {plan.duration} s "
         f"wrk runs per cell; traces: {plan.otlp.mode}"
     )
-    block = report.render_model(title, cells, ratios, targets, floor)
+    block = report.render_model(title, cells, ratios, variants, targets, floor)
     record = {
         "name": model.name,
         "bundle": str(model.bundle),
         "estimator": floor["estimator"],
         "floor": floor,
-        **report.model_json(runs, cells, ratios, targets),
+        **report.model_json(runs, cells, ratios, variants, targets),
     }
     return block, record
 

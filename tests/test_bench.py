@@ -21,8 +21,8 @@ from bench.costs import CONFIGS as COST_CONFIGS
 from bench.costs import Row, _count, part_costs, traced_request_cost, tracing_split
 from bench.debian import MissingCommandError, ensure_command
 from bench.instructions import CountError, count_instructions, parse_total, per_unit
-from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Cell, check_targets, ratios, versus_off
-from bench.wrk import WrkError, ensure_wrk, parse_result
+from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Run, check_targets, ratios, versus_off
+from bench.wrk import WrkError, WrkResult, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8000/v1/predict
@@ -34,8 +34,10 @@ BENCH_RESULT {"requests":500,"duration_us":2000000,"bytes":9000,"latency_p50_us"
 """
 
 
-def cell(config: str, concurrency: int, rps: float, p50: float) -> Cell:
-    return Cell(config, concurrency, 3, rps, p50, p50 * 3, 0)
+def run(config: str, concurrency: int, rps: float, p50: float, repetition: int = 1) -> Run:
+    """A 10 s wrk run at `rps` requests per second."""
+    result = WrkResult(int(rps * 10), 10.0, p50, p50 * 3, {"status": 0})
+    return Run(config, concurrency, repetition, result)
 
 
 def test_wrk_result_line_gives_throughput_latencies_and_errors() -> None:
@@ -52,25 +54,39 @@ def test_wrk_output_without_a_result_line_is_an_error() -> None:
 
 
 def test_ratios_compare_observed_with_off_and_batched_with_unbatched() -> None:
-    cells = [cell("A", 64, 1000, 50), cell("B", 64, 900, 55), cell("C", 64, 150, 400)]
-    (ratio,) = ratios(cells)
+    runs = [run("A", 64, 1000, 50), run("B", 64, 900, 55), run("C", 64, 150, 400)]
+    (ratio,) = ratios(runs)
     assert ratio.concurrency == 64
     assert ratio.observed_over_off == pytest.approx(0.9)
     assert ratio.batched_over_unbatched == pytest.approx(6.0)
     assert ratio.batched_p50_over_unbatched == pytest.approx(55 / 400)
 
 
-def test_variants_of_b_are_compared_with_a_and_b_at_their_own_concurrency() -> None:
-    cells = [
-        cell("A", 1, 200, 4.0), cell("B", 1, 160, 5.0), cell("B-traces", 1, 180, 4.5),
-        cell("A", 64, 1000, 50), cell("B", 64, 800, 55), cell("B-traces", 64, 900, 52),
-        cell("C", 64, 150, 400),
+def test_each_ratio_is_the_median_of_the_repetitions_own_ratios() -> None:
+    """In repetition 2 the machine slowed A and B, not C: each repetition's B/C p50 is 1, where
+    B's median p50 over C's would be 1.25 / 1.1 = 1.14, a failed target."""
+    runs = [
+        run("A", 1, 1000, 1.0, 1), run("B", 1, 900, 1.1, 1), run("C", 1, 900, 1.1, 1),
+        run("A", 1, 700, 1.4, 2), run("B", 1, 600, 1.6, 2), run("C", 1, 1000, 1.0, 2),
+        run("A", 1, 1100, 0.9, 3), run("B", 1, 800, 1.25, 3), run("C", 1, 800, 1.25, 3),
     ]  # fmt: skip
-    assert versus_off(cells) == [
+    (ratio,) = ratios(runs)
+    assert ratio.batched_p50_over_unbatched == pytest.approx(1.0)
+    assert ratio.batched_over_unbatched == pytest.approx(1.0)
+    assert ratio.observed_over_off == pytest.approx(600 / 700)  # the median of 0.90, 0.86, 0.73
+
+
+def test_variants_of_b_are_compared_with_a_and_b_at_their_own_concurrency() -> None:
+    runs = [
+        run("A", 1, 200, 4.0), run("B", 1, 160, 5.0), run("B-traces", 1, 180, 4.5),
+        run("A", 64, 1000, 50), run("B", 64, 800, 55), run("B-traces", 64, 900, 52),
+        run("C", 64, 150, 400),
+    ]  # fmt: skip
+    assert versus_off(runs) == [
         ("B-traces", 1, pytest.approx(0.9), pytest.approx(1.125)),
         ("B-traces", 64, pytest.approx(0.9), pytest.approx(1.125)),
     ]
-    assert versus_off([cell("B-untraced", 8, 500, 9.0)]) == [("B-untraced", 8, None, None)]
+    assert versus_off([run("B-untraced", 8, 500, 9.0)]) == [("B-untraced", 8, None, None)]
 
 
 def test_configs_are_named_in_any_case_and_unknown_ones_refused() -> None:
@@ -84,19 +100,19 @@ def test_configs_are_named_in_any_case_and_unknown_ones_refused() -> None:
 
 
 def test_targets_pass_and_fail_against_the_issue_thresholds() -> None:
-    cells = [
-        cell("A", 1, 200, 4.0), cell("B", 1, 190, 5.0), cell("C", 1, 200, 4.0),
-        cell("A", 64, 1000, 50), cell("B", 64, 950, 55), cell("C", 64, 200, 300),
+    runs = [
+        run("A", 1, 200, 4.0), run("B", 1, 190, 5.0), run("C", 1, 200, 4.0),
+        run("A", 64, 1000, 50), run("B", 64, 950, 55), run("C", 64, 200, 300),
     ]  # fmt: skip
-    forest = {t.name: t.status for t in check_targets(ratios(cells), "RandomForestClassifier")}
+    forest = {t.name: t.status for t in check_targets(ratios(runs), "RandomForestClassifier")}
     assert list(forest.values()) == ["pass", "fail", "fail"]  # B/A 0.95; B/C 4.75; p50 +25 %
-    pipeline = check_targets(ratios(cells), "Pipeline(StandardScaler, LogisticRegression)")
+    pipeline = check_targets(ratios(runs), "Pipeline(StandardScaler, LogisticRegression)")
     assert pipeline[1].status == "n/a"
 
 
 def test_targets_at_concurrencies_not_measured_are_not_applicable() -> None:
-    cells = [cell(key, 2, 100, 10) for key in "ABC"]
-    assert {t.status for t in check_targets(ratios(cells), "RandomForestClassifier")} == {"n/a"}
+    runs = [run(key, 2, 100, 10) for key in "ABC"]
+    assert {t.status for t in check_targets(ratios(runs), "RandomForestClassifier")} == {"n/a"}
 
 
 @pytest.fixture(scope="module")

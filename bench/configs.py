@@ -51,17 +51,18 @@ VARIANTS = (
         {"LUCIDSERVE_METRICS_ENABLED": "false"},
     ),
 )
-CONFIGS: dict[str, Config] = {c.key: c for c in (OBSERVABILITY_OFF, OBSERVABILITY_ON, UNBATCHED)}
-ALL_CONFIGS: dict[str, Config] = {**CONFIGS, **{c.key: c for c in VARIANTS}}
+CONFIGS: dict[str, Config] = {
+    c.key: c for c in (OBSERVABILITY_OFF, OBSERVABILITY_ON, UNBATCHED, *VARIANTS)
+}
 
 
 def find_configs(text: str) -> list[Config]:
     """The configurations named in a comma-separated list (any case); ValueError if unknown."""
-    by_name = {key.lower(): config for key, config in ALL_CONFIGS.items()}
+    by_name = {key.lower(): config for key, config in CONFIGS.items()}
     names = [k.strip().lower() for k in text.split(",") if k.strip()]
     unknown = [n for n in names if n not in by_name]
     if unknown or not names:
-        raise ValueError(f"configurations are some of {','.join(ALL_CONFIGS)}; got {text!r}")
+        raise ValueError(f"configurations are some of {','.join(CONFIGS)}; got {text!r}")
     return [by_name[n] for n in names]
 
 

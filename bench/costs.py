@@ -41,7 +41,14 @@ from typing import Any
 
 from bench import environment, instructions
 from bench.bundles import TrainingError, train_bundle
-from bench.configs import OBSERVABILITY_OFF, OBSERVABILITY_ON, VARIANTS, Config, service_env
+from bench.configs import (
+    OBSERVABILITY_OFF,
+    OBSERVABILITY_ON,
+    VARIANTS,
+    Config,
+    find_configs,
+    service_env,
+)
 from bench.debian import MissingCommandError
 from bench.instructions import CountError, per_unit
 from bench.otlp_sink import SinkError, running_sink
@@ -97,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.requests = 2_000 if args.instructions else 15_000
     if args.repetitions is None:
         args.repetitions = 1 if args.instructions else 5
-    configs = [c for c in CONFIGS if c.key in set(args.configs.split(","))]
+    try:
+        configs = find_configs(args.configs)
+    except ValueError as exc:
+        print(f"bench.costs: --configs: {exc}", file=sys.stderr)
+        return 2
     if {"A", "B"} - {c.key for c in configs}:
         print("bench.costs: --configs must include A and B", file=sys.stderr)
         return 2

@@ -14,12 +14,14 @@ LATENCY_CONCURRENCY = 1
 MIN_OBSERVED_OVER_OFF = 0.90
 MIN_BATCHED_OVER_UNBATCHED_FOREST = 6.0
 MAX_BATCHED_P50_OVER_UNBATCHED = 1.10
-TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "reps", "errors"]
-RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50"]
-VERSUS_OFF_COLUMNS = ["config", "conc", "req/s over A", "req/s over B"]
+TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "cpu us/req", "cpu busy", "reps",
+                 "errors"]  # fmt: skip
+RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50", "B-A cpu us/req"]
+VERSUS_OFF_COLUMNS = ["config", "conc", "req/s over A", "req/s over B", "cpu us/req - B"]
 MAIN_CONFIGS = ("A", "B", "C")
-Variant = tuple[str, int, float | None, float | None]
-"""A variant of B at one concurrency: (config, concurrency, req/s over A, req/s over B)."""
+Variant = tuple[str, int, float | None, float | None, float | None]
+"""A variant of B at one concurrency: (config, concurrency, req/s over A, req/s over B, server
+CPU microseconds per request minus B's)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,21 @@ class Run:
     concurrency: int
     repetition: int
     result: WrkResult
+    server_cpu_seconds: float | None = None  # the service's processes during the run
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The service's CPU time per answered request, in microseconds."""
+        if self.server_cpu_seconds is None or not self.result.requests:
+            return None
+        return 1e6 * self.server_cpu_seconds / self.result.requests
+
+    @property
+    def cpu_busy(self) -> float | None:
+        """The service's CPU time over the run's duration: 1.0 is one core kept busy."""
+        if self.server_cpu_seconds is None or self.result.seconds <= 0:
+            return None
+        return self.server_cpu_seconds / self.result.seconds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +59,8 @@ class Run:
             "p50_ms": round(self.result.p50_ms, 3),
             "p99_ms": round(self.result.p99_ms, 3),
             "errors": self.result.errors,
+            "server_cpu_seconds": self.server_cpu_seconds,
+            "cpu_us_per_request": _round(self.cpu_us_per_request, 1),
         }
 
 
@@ -56,6 +75,8 @@ class Cell:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float | None
+    cpu_busy: float | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,7 @@ class Ratio:
     observed_over_off: float | None  # B/A, requests per second
     batched_over_unbatched: float | None  # B/C, requests per second
     batched_p50_over_unbatched: float | None  # B/C, median latency
+    observed_cpu_us_over_off: float | None  # B-A, server CPU microseconds per request
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,8 @@ def summarize(runs: Sequence[Run]) -> list[Cell]:
     keys = sorted({(r.concurrency, r.config) for r in runs})
     cells = []
     for concurrency, config in keys:
-        group = [r.result for r in runs if (r.concurrency, r.config) == (concurrency, config)]
+        measured = [r for r in runs if (r.concurrency, r.config) == (concurrency, config)]
+        group = [r.result for r in measured]
         cells.append(
             Cell(
                 config=config,
@@ -94,6 +117,8 @@ def summarize(runs: Sequence[Run]) -> list[Cell]:
                 p50_ms=statistics.median(g.p50_ms for g in group),
                 p99_ms=statistics.median(g.p99_ms for g in group),
                 errors=sum(g.error_count for g in group),
+                cpu_us_per_request=_median([r.cpu_us_per_request for r in measured]),
+                cpu_busy=_median([r.cpu_busy for r in measured]),
             )
         )
     return cells
@@ -112,6 +137,7 @@ def ratios(runs: Sequence[Run]) -> list[Ratio]:
                 observed_over_off=_paired(runs, "B", "A", concurrency, "requests_per_second"),
                 batched_over_unbatched=_paired(runs, "B", "C", concurrency, "requests_per_second"),
                 batched_p50_over_unbatched=_paired(runs, "B", "C", concurrency, "p50_ms"),
+                observed_cpu_us_over_off=_paired_cpu_difference(runs, "B", "A", concurrency),
             )
         )
     return out
@@ -119,7 +145,8 @@ def ratios(runs: Sequence[Run]) -> list[Ratio]:
 
 def versus_off(runs: Sequence[Run]) -> list[Variant]:
     """Each configuration beyond A, B and C (the variants of B) over A and over B, per
-    concurrency, requests per second, paired by repetition as `ratios` does."""
+    concurrency, requests per second, and its server CPU per request minus B's, paired by
+    repetition as `ratios` does."""
     keys = sorted({(r.concurrency, r.config) for r in runs if r.config not in MAIN_CONFIGS})
     return [
         (
@@ -127,6 +154,7 @@ def versus_off(runs: Sequence[Run]) -> list[Variant]:
             concurrency,
             _paired(runs, config, "A", concurrency, "requests_per_second"),
             _paired(runs, config, "B", concurrency, "requests_per_second"),
+            _paired_cpu_difference(runs, config, "B", concurrency),
         )
         for concurrency, config in keys
     ]
@@ -180,19 +208,20 @@ def render_model(
     lines = [title, ""]
     cell_rows = [
         [c.config, str(c.concurrency), f"{c.requests_per_second:.1f}", f"{c.p50_ms:.2f}",
-         f"{c.p99_ms:.2f}", str(c.repetitions), str(c.errors)]
+         f"{c.p99_ms:.2f}", _fmt(c.cpu_us_per_request, 1), _fmt(c.cpu_busy), str(c.repetitions),
+         str(c.errors)]
         for c in cells
     ]  # fmt: skip
     lines += _aligned(TABLE_COLUMNS, cell_rows)
     lines.append("")
     ratio_rows = [
         [str(r.concurrency), _fmt(r.observed_over_off), _fmt(r.batched_over_unbatched),
-         _fmt(r.batched_p50_over_unbatched)]
+         _fmt(r.batched_p50_over_unbatched), _fmt(r.observed_cpu_us_over_off, 1)]
         for r in model_ratios
     ]  # fmt: skip
     lines += _aligned(RATIO_COLUMNS, ratio_rows)
     lines.append("")
-    variant_rows = [[k, str(n), _fmt(a), _fmt(b)] for k, n, a, b in variants]
+    variant_rows = [[k, str(n), _fmt(a), _fmt(b), _fmt(c, 1)] for k, n, a, b, c in variants]
     if variant_rows:
         lines += [*_aligned(VERSUS_OFF_COLUMNS, variant_rows), ""]
     method = floor.get("method", "predict_proba")
@@ -222,8 +251,8 @@ def model_json(
         "summary": [_rounded(asdict(c)) for c in cells],
         "ratios": [_rounded(asdict(r)) for r in model_ratios],
         "versus_off": [
-            _rounded({"config": k, "concurrency": n, "over_a": a, "over_b": b})
-            for k, n, a, b in variants
+            _rounded({"config": k, "concurrency": n, "over_a": a, "over_b": b, "cpu_us_minus_b": c})
+            for k, n, a, b, c in variants
         ],
         "targets": [_rounded(asdict(t)) for t in targets],
     }
@@ -255,6 +284,28 @@ def _paired(
     return float(statistics.median(values)) if values else None
 
 
+def _paired_cpu_difference(
+    runs: Sequence[Run], top: str, bottom: str, concurrency: int
+) -> float | None:
+    """The median over the repetitions that measured both of top's server CPU microseconds per
+    request minus bottom's."""
+    at = {(r.config, r.repetition): r for r in runs if r.concurrency == concurrency}
+    values = []
+    for (config, repetition), run in at.items():
+        other = at.get((bottom, repetition))
+        if config != top or other is None:
+            continue
+        mine, theirs = run.cpu_us_per_request, other.cpu_us_per_request
+        if mine is not None and theirs is not None:
+            values.append(mine - theirs)
+    return float(statistics.median(values)) if values else None
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if present else None
+
+
 def _at_least(name: str, value: float | None, threshold: float, *, missing: str) -> Target:
     if value is None:
         return Target(name, None, threshold, "n/a", missing)
@@ -265,8 +316,12 @@ def _status(passed: bool) -> str:
     return "pass" if passed else "fail"
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _rounded(record: dict[str, Any]) -> dict[str, Any]:

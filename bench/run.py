@@ -35,6 +35,7 @@ from typing import Any
 from bench import environment, report
 from bench.bundles import TrainingError, train_bundle
 from bench.configs import Config, find_configs, service_env
+from bench.cpu import tree_cpu_seconds
 from bench.otlp_sink import OtlpSink, SinkError, running_sink
 from bench.pinning import Pinning, plan_pinning
 from bench.server import Server, start_server
@@ -181,13 +182,13 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
             server.wait_ready()
         for connections in plan.concurrency:
             for config in plan.configs if plan.warmup else ():
-                result = _wrk_run(plan, servers[config.key], model, connections, plan.warmup)
+                result, _ = _wrk_run(plan, servers[config.key], model, connections, plan.warmup)
                 _report_errors(model, config, connections, "warm-up", result)
             for repetition in range(1, plan.repetitions + 1):
                 for config in plan.configs:
                     server = servers[config.key]
-                    result = _wrk_run(plan, server, model, connections, plan.duration)
-                    runs.append(report.Run(config.key, connections, repetition, result))
+                    result, cpu = _wrk_run(plan, server, model, connections, plan.duration)
+                    runs.append(report.Run(config.key, connections, repetition, result, cpu))
                     print(
                         f"  {model.name} c={connections} rep {repetition}/{plan.repetitions} "
                         f"{config.key}: {result.requests_per_second:8.1f} req/s  "
@@ -215,14 +216,19 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
     return block, record
 
 
-def _wrk_run(plan: Plan, server: Server, model: Model, connections: int, seconds: int) -> WrkResult:
+def _wrk_run(
+    plan: Plan, server: Server, model: Model, connections: int, seconds: int
+) -> tuple[WrkResult, float | None]:
+    """One wrk run against `server`, and the CPU seconds the service spent meanwhile."""
     server.check_alive()
+    before = tree_cpu_seconds(server.proc.pid)
     result = run_wrk(
         plan.wrk, f"{server.url}/v1/predict", model.body_file,
         connections=connections, seconds=seconds, pin=plan.pinning.load(),
     )  # fmt: skip
+    after = tree_cpu_seconds(server.proc.pid)
     server.check_alive()
-    return result
+    return result, None if before is None or after is None else after - before
 
 
 def _report_errors(

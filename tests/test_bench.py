@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,18 @@ import pytest
 from bench.configs import find_configs
 from bench.costs import CONFIGS as COST_CONFIGS
 from bench.costs import Row, _count, part_costs, traced_request_cost, tracing_split
+from bench.cpu import parse_stat, tree_cpu_seconds
 from bench.debian import MissingCommandError, ensure_command
 from bench.instructions import CountError, count_instructions, parse_total, per_unit
-from bench.report import RATIO_COLUMNS, TABLE_COLUMNS, Run, check_targets, ratios, versus_off
+from bench.report import (
+    RATIO_COLUMNS,
+    TABLE_COLUMNS,
+    Run,
+    check_targets,
+    ratios,
+    summarize,
+    versus_off,
+)
 from bench.wrk import WrkError, WrkResult, ensure_wrk, parse_result
 from tests.support.processes import BIN, REPO
 
@@ -34,10 +45,17 @@ BENCH_RESULT {"requests":500,"duration_us":2000000,"bytes":9000,"latency_p50_us"
 """
 
 
-def run(config: str, concurrency: int, rps: float, p50: float, repetition: int = 1) -> Run:
-    """A 10 s wrk run at `rps` requests per second."""
+def run(
+    config: str,
+    concurrency: int,
+    rps: float,
+    p50: float,
+    repetition: int = 1,
+    cpu_seconds: float | None = None,
+) -> Run:
+    """A 10 s wrk run at `rps` requests per second, the service using `cpu_seconds` meanwhile."""
     result = WrkResult(int(rps * 10), 10.0, p50, p50 * 3, {"status": 0})
-    return Run(config, concurrency, repetition, result)
+    return Run(config, concurrency, repetition, result, cpu_seconds)
 
 
 def test_wrk_result_line_gives_throughput_latencies_and_errors() -> None:
@@ -83,10 +101,71 @@ def test_variants_of_b_are_compared_with_a_and_b_at_their_own_concurrency() -> N
         run("C", 64, 150, 400),
     ]  # fmt: skip
     assert versus_off(runs) == [
-        ("B-traces", 1, pytest.approx(0.9), pytest.approx(1.125)),
-        ("B-traces", 64, pytest.approx(0.9), pytest.approx(1.125)),
+        ("B-traces", 1, pytest.approx(0.9), pytest.approx(1.125), None),
+        ("B-traces", 64, pytest.approx(0.9), pytest.approx(1.125), None),
     ]
-    assert versus_off([run("B-untraced", 8, 500, 9.0)]) == [("B-untraced", 8, None, None)]
+    assert versus_off([run("B-untraced", 8, 500, 9.0)]) == [("B-untraced", 8, None, None, None)]
+
+
+def test_server_cpu_gives_microseconds_per_request_and_busy_cores() -> None:
+    measured = run("B", 64, 4000, 10.0, cpu_seconds=9.6)  # 40,000 requests in 10 s
+    assert measured.cpu_us_per_request == pytest.approx(240.0)
+    assert measured.cpu_busy == pytest.approx(0.96)
+    assert measured.as_dict()["cpu_us_per_request"] == 240.0
+    assert run("B", 64, 4000, 10.0).cpu_us_per_request is None
+    assert run("B", 64, 0, 10.0, cpu_seconds=1.0).cpu_us_per_request is None
+
+
+def test_cpu_differences_are_paired_by_repetition_and_skip_unmeasured_runs() -> None:
+    """A and B use 200 and 250 µs a request in repetition 1, 300 and 340 in repetition 2 (a slow
+    minute for both), 100 and 160 in repetition 3; the median of the differences is 50."""
+    runs = [
+        run("A", 64, 4000, 10, 1, 8.0), run("B", 64, 3000, 12, 1, 7.5),
+        run("A", 64, 3000, 10, 2, 9.0), run("B", 64, 2500, 12, 2, 8.5),
+        run("A", 64, 5000, 10, 3, 5.0), run("B", 64, 4000, 12, 3, 6.4),
+        run("B-traces", 64, 3500, 11, 1, 7.7), run("B-traces", 64, 3000, 11, 2),
+    ]  # fmt: skip
+    (ratio,) = ratios(runs)
+    assert ratio.observed_cpu_us_over_off == pytest.approx(50.0)
+    (variant,) = versus_off(runs)
+    assert variant[4] == pytest.approx(7.7e6 / 35000 - 250.0)  # repetition 2 has no CPU reading
+    cells = {c.config: c for c in summarize(runs)}
+    assert cells["B"].cpu_us_per_request == pytest.approx(250.0)
+    assert cells["B-traces"].cpu_us_per_request == pytest.approx(7.7e6 / 35000)
+
+
+def test_proc_stat_fields_are_counted_from_the_last_parenthesis() -> None:
+    text = "4242 (gunicorn: (worker) x) S 4200 4242 4200 0 -1 4194560 9 0 0 0 731 122 0 0 20 0 5"
+    assert parse_stat(text) == (4200, 731 + 122)
+
+
+def test_tree_cpu_adds_a_process_and_its_descendants_only(tmp_path: Path) -> None:
+    def process(pid: int, parent: int, ticks: int) -> None:
+        (tmp_path / str(pid)).mkdir()
+        fields = f"S {parent} 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1"
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p {pid}) {fields}")
+
+    process(10, 1, 5)
+    process(11, 10, 20)  # a worker
+    process(12, 11, 30)  # its child
+    process(13, 1, 1000)  # not in the tree
+    (tmp_path / "self").mkdir()
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert tree_cpu_seconds(10, tmp_path) == pytest.approx(55 / ticks)
+    assert tree_cpu_seconds(11, tmp_path) == pytest.approx(50 / ticks)
+    assert tree_cpu_seconds(99, tmp_path) is None
+    assert tree_cpu_seconds(10, tmp_path / "missing") is None
+
+
+def test_tree_cpu_of_this_process_grows_with_the_work_it_does() -> None:
+    before = tree_cpu_seconds(os.getpid())
+    assert before is not None
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    after = tree_cpu_seconds(os.getpid())
+    assert after is not None
+    assert after - before >= 0.2
 
 
 def test_configs_are_named_in_any_case_and_unknown_ones_refused() -> None:
@@ -154,29 +233,37 @@ def table_rows(stdout: str, columns: list[str]) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_smoke_prints_a_row_per_configuration_with_numbers(smoke: tuple[str, Any]) -> None:
-    rows = table_rows(
-        smoke[0], ["config", "conc", "req/s", "p50", "ms", "p99", "ms", "reps", "errors"]
-    )
+    header = ["config", "conc", "req/s", "p50", "ms", "p99", "ms", "cpu", "us/req", "cpu", "busy"]
+    rows = table_rows(smoke[0], [*header, "reps", "errors"])
     assert [row[0] for row in rows] == ["A", "B", "B-traces", "C"]
     for row in rows:
         assert len(row) == len(TABLE_COLUMNS)
         assert int(row[1]) == 2
         assert all(float(value) >= 0 for value in row[2:5])
-        assert (int(row[5]), int(row[6])) == (1, 0)  # one repetition, no wrk errors
+        assert float(row[5]) > 0  # the service's CPU per request
+        assert 0 < float(row[6]) <= 2.5  # cores kept busy: one worker, and the arbiter
+        assert (int(row[7]), int(row[8])) == (1, 0)  # one repetition, no wrk errors
 
 
 @pytest.mark.slow
 def test_smoke_prints_the_ratios_and_the_targets(smoke: tuple[str, Any]) -> None:
     stdout = smoke[0]
-    (row,) = table_rows(stdout, ["conc", "B/A", "req/s", "B/C", "req/s", "B/C", "p50"])
+    (row,) = table_rows(
+        stdout, ["conc", "B/A", "req/s", "B/C", "req/s", "B/C", "p50", "B-A", "cpu", "us/req"]
+    )
     assert len(row) == len(RATIO_COLUMNS)
     assert row[0] == "2"
-    assert all(float(value) > 0 for value in row[1:])
+    assert all(float(value) > 0 for value in row[1:4])
+    float(row[4])  # B's extra CPU per request: a number, of either sign in a one-second run
     assert re.search(r"model-only floor \(RandomForestClassifier\.predict_proba\), 64 row", stdout)
     assert len(re.findall(r"^\[ ?(pass|fail|n/a)\] ", stdout, flags=re.MULTILINE)) == 3
-    (variant,) = table_rows(stdout, ["config", "conc", "req/s", "over", "A", "req/s", "over", "B"])
+    (variant,) = table_rows(
+        stdout,
+        ["config", "conc", "req/s", "over", "A", "req/s", "over", "B", "cpu", "us/req", "-", "B"],
+    )
     assert variant[:2] == ["B-traces", "2"]
-    assert all(float(value) > 0 for value in variant[2:])
+    assert all(float(value) > 0 for value in variant[2:4])
+    float(variant[4])
 
 
 @pytest.mark.slow
@@ -194,6 +281,9 @@ def test_smoke_json_holds_runs_medians_ratios_commit_and_machine(smoke: tuple[st
     (variant,) = model["versus_off"]
     assert variant["config"] == "B-traces"
     assert variant["over_a"] > 0
+    assert isinstance(variant["cpu_us_minus_b"], float)
+    assert all(r["cpu_us_per_request"] > 0 for r in model["runs"])
+    assert all(c["cpu_busy"] > 0 for c in model["summary"])
     (ratio,) = model["ratios"]
     assert ratio["observed_over_off"] > 0
     assert ratio["batched_over_unbatched"] > 0

@@ -50,6 +50,13 @@ VARIANTS = (
         "B without metrics (drift needs them: off too)",
         {"LUCIDSERVE_METRICS_ENABLED": "false"},
     ),
+    # Not a B at all: the per-sample parts alone, a bound on what B/A can reach with any default
+    # trace or access-line sampling.
+    Config(
+        "B-core",
+        "B without traces or access lines: prediction lines, metrics and drift only",
+        {"OTEL_SDK_DISABLED": "true", "LUCIDSERVE_ACCESS_LOG_SAMPLE_RATIO": "0"},
+    ),
 )
 CONFIGS: dict[str, Config] = {
     c.key: c for c in (OBSERVABILITY_OFF, OBSERVABILITY_ON, UNBATCHED, *VARIANTS)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
-from lucidserve.observability.tracing import DEFAULT_SAMPLE_RATIO, EdgeSampler, edge_sampling_ratio
+from lucidserve.observability.tracing import (
+    DEFAULT_SAMPLE_RATIO,
+    EdgeSampler,
+    create_tracing,
+    edge_sampling_ratio,
+)
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import start_service, wait_until
 
@@ -50,6 +57,26 @@ def test_new_traces_follow_the_ratio() -> None:
     assert 4_400 < kept < 5_600  # 25 % of 20,000, far beyond chance either side
     assert EdgeSampler(1.0).skip(scope_with(b"garbage")) is False
     assert EdgeSampler(0.0).skip(scope_with(b"garbage")) is True
+
+
+def test_the_provider_leaves_the_process_warning_filters_as_they_were(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """scikit-learn's forests re-apply every filter for each tree on each call: a filter added by
+    the SDK's get_tracer made the model slower whenever tracing was on."""
+    for name in ("OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"):
+        monkeypatch.delenv(name, raising=False)
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        before = list(warnings.filters)
+        provider = create_tracing("iris", "1").provider
+        assert provider is not None
+        tracer = provider.get_tracer("fastapi", "0.1")
+        assert provider.get_tracer("lucidserve") is not tracer
+        assert warnings.filters == before
+        TracerProvider().get_tracer("fastapi")  # the SDK's own provider adds its filter
+        assert len(warnings.filters) == len(before) + 1
 
 
 def test_an_unsampled_service_still_continues_a_sampled_callers_trace(

@@ -10,12 +10,15 @@ new trace, the ratio. A request not sampled skips FastAPI's telemetry altogether
 instead of building attributes and a non-recording span. The SDK samples every request let
 through. The outcome is the same as the SDK's parent-based sampler; other samplers (`always_on`,
 `traceidratio`, ...) are left to the SDK for every request.
+
+The provider leaves the process's warning filters as they were (`FilterKeepingTracerProvider`).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +28,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import Tracer
+from opentelemetry.util.types import Attributes
 from starlette.types import Receive, Scope, Send
 
 from lucidserve import __version__
@@ -57,13 +62,39 @@ def create_tracing(model_name: str, model_version: str) -> Tracing:
     )
     ratio = edge_sampling_ratio(env.get("OTEL_TRACES_SAMPLER"), env.get("OTEL_TRACES_SAMPLER_ARG"))
     sampler: Sampler | None = ParentBased(ALWAYS_ON) if ratio is not None else None
-    provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    provider = FilterKeepingTracerProvider(
+        resource=resource, sampler=sampler, shutdown_on_exit=False
+    )
     if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     skip = EdgeSampler(ratio).skip if ratio is not None else None
     return Tracing(provider=provider, skip_request=skip)
+
+
+class FilterKeepingTracerProvider(TracerProvider):
+    """The SDK's provider, except that `get_tracer` leaves `warnings.filters` as it found them.
+
+    The SDK's `get_tracer` adds a process-wide filter for one of its own deprecation warnings, a
+    DeprecationWarning that the default filters already hide. scikit-learn's forests re-apply
+    every warning filter of the process for each tree on every `predict_proba` call (their joblib
+    wrapper hands the caller's filters to each job), and a filter with a message pattern costs
+    about 2 µs a tree: with this one, a 100-tree forest's call took 0.2 ms longer (3.65 ms
+    against 3.45 ms), so tracing slowed the model itself.
+    """
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> Tracer:
+        with warnings.catch_warnings():  # restores the filters on the way out
+            return super().get_tracer(
+                instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+            )
 
 
 def edge_sampling_ratio(sampler: str | None, argument: str | None) -> float | None:

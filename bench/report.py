@@ -59,7 +59,7 @@ class Run:
             "p50_ms": round(self.result.p50_ms, 3),
             "p99_ms": round(self.result.p99_ms, 3),
             "errors": self.result.errors,
-            "server_cpu_seconds": self.server_cpu_seconds,
+            "server_cpu_seconds": _round(self.server_cpu_seconds, 3),
             "cpu_us_per_request": _round(self.cpu_us_per_request, 1),
         }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -134,10 +134,10 @@ def ratios(runs: Sequence[Run]) -> list[Ratio]:
         out.append(
             Ratio(
                 concurrency=concurrency,
-                observed_over_off=_paired(runs, "B", "A", concurrency, "requests_per_second"),
-                batched_over_unbatched=_paired(runs, "B", "C", concurrency, "requests_per_second"),
-                batched_p50_over_unbatched=_paired(runs, "B", "C", concurrency, "p50_ms"),
-                observed_cpu_us_over_off=_paired_cpu_difference(runs, "B", "A", concurrency),
+                observed_over_off=_paired(runs, "B", "A", concurrency, _throughput, _ratio),
+                batched_over_unbatched=_paired(runs, "B", "C", concurrency, _throughput, _ratio),
+                batched_p50_over_unbatched=_paired(runs, "B", "C", concurrency, _p50, _ratio),
+                observed_cpu_us_over_off=_paired(runs, "B", "A", concurrency, _cpu, _difference),
             )
         )
     return out
@@ -152,9 +152,9 @@ def versus_off(runs: Sequence[Run]) -> list[Variant]:
         (
             config,
             concurrency,
-            _paired(runs, config, "A", concurrency, "requests_per_second"),
-            _paired(runs, config, "B", concurrency, "requests_per_second"),
-            _paired_cpu_difference(runs, config, "B", concurrency),
+            _paired(runs, config, "A", concurrency, _throughput, _ratio),
+            _paired(runs, config, "B", concurrency, _throughput, _ratio),
+            _paired(runs, config, "B", concurrency, _cpu, _difference),
         )
         for concurrency, config in keys
     ]
@@ -272,33 +272,49 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _paired(
-    runs: Sequence[Run], top: str, bottom: str, concurrency: int, field: str
+    runs: Sequence[Run],
+    top: str,
+    bottom: str,
+    concurrency: int,
+    value: Callable[[Run], float | None],
+    compare: Callable[[float, float], float | None],
 ) -> float | None:
-    """The median over the repetitions that ran both `top` and `bottom` of top/bottom."""
-    at = {(r.config, r.repetition): r.result for r in runs if r.concurrency == concurrency}
-    values = []
-    for (config, repetition), result in at.items():
-        other = at.get((bottom, repetition))
-        if config == top and other is not None and getattr(other, field):
-            values.append(getattr(result, field) / getattr(other, field))
-    return float(statistics.median(values)) if values else None
-
-
-def _paired_cpu_difference(
-    runs: Sequence[Run], top: str, bottom: str, concurrency: int
-) -> float | None:
-    """The median over the repetitions that measured both of top's server CPU microseconds per
-    request minus bottom's."""
+    """The median over the repetitions that ran both `top` and `bottom` of `compare` applied to
+    their values; a repetition where either value is missing, or `compare` gives None, is left
+    out."""
     at = {(r.config, r.repetition): r for r in runs if r.concurrency == concurrency}
     values = []
     for (config, repetition), run in at.items():
         other = at.get((bottom, repetition))
         if config != top or other is None:
             continue
-        mine, theirs = run.cpu_us_per_request, other.cpu_us_per_request
-        if mine is not None and theirs is not None:
-            values.append(mine - theirs)
+        mine, theirs = value(run), value(other)
+        if mine is None or theirs is None:
+            continue
+        compared = compare(mine, theirs)
+        if compared is not None:
+            values.append(compared)
     return float(statistics.median(values)) if values else None
+
+
+def _throughput(run: Run) -> float:
+    return run.result.requests_per_second
+
+
+def _p50(run: Run) -> float:
+    return run.result.p50_ms
+
+
+def _cpu(run: Run) -> float | None:
+    return run.cpu_us_per_request
+
+
+def _ratio(top: float, bottom: float) -> float | None:
+    return top / bottom if bottom else None
+
+
+def _difference(top: float, bottom: float) -> float:
+    return top - bottom
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -53,14 +53,14 @@ from bench.debian import MissingCommandError
 from bench.instructions import CountError, per_unit
 from bench.otlp_sink import SinkError, running_sink
 from bench.pinning import plan_pinning
+from lucidserve.observability.tracing import DEFAULT_SAMPLE_RATIO  # B's ratio
 
-DEFAULT_TRACE_RATIO = 0.1  # lucidserve.observability.tracing.DEFAULT_SAMPLE_RATIO, the B default
 BASE_REQUESTS = 200  # the smaller of the two counted runs, in --instructions mode
 RUN_TIMEOUT_SECONDS = 1800
 
 CONFIGS = (OBSERVABILITY_OFF, OBSERVABILITY_ON, *VARIANTS)
 PARTS = {
-    "B-traces": "traces (10 % sampled)",
+    "B-traces": f"traces ({DEFAULT_SAMPLE_RATIO * 100:g} % sampled)",
     "B-prediction-log": "prediction lines (with input hash)",
     "B-access-log": "access lines",
     "B-drift": "drift",
@@ -195,11 +195,12 @@ def tracing_split(rows: Sequence[Row]) -> dict[str, float]:
 
 
 def traced_request_cost(rows: Sequence[Row]) -> float | None:
-    """What tracing one request costs, from B (10 % traced) and B with every request traced."""
+    """What tracing one request costs, from B (DEFAULT_SAMPLE_RATIO traced) and B with every
+    request traced."""
     by_key = {r.config.key: r.median for r in rows}
     if "B-traced" not in by_key:
         return None
-    return (by_key["B-traced"] - by_key["B"]) / (1.0 - DEFAULT_TRACE_RATIO)
+    return (by_key["B-traced"] - by_key["B"]) / (1.0 - DEFAULT_SAMPLE_RATIO)
 
 
 def as_json(

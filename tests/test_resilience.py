@@ -34,18 +34,26 @@ def faulty(faulty_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     svc.stop()
 
 
-def test_model_exception_is_a_bare_500_and_the_service_goes_on(faulty: Service) -> None:
+def test_model_exception_is_a_422_naming_the_sample_and_the_service_goes_on(
+    faulty: Service,
+) -> None:
+    samples = [{"x": 1.0}, {"x": 2.0}, {"x": 666.0}, {"x": 3.0}]
     body = assert_error(
-        faulty.client.post("/v1/predict", json={"samples": [{"x": 666.0}]}), 500, "internal_error"
+        faulty.client.post("/v1/predict", json={"samples": samples}), 422, "model_rejected_input"
     )
-    assert "666" not in str(body)
+    assert body["error"]["details"] == {"sample": 2}
+    assert "sample 2" in body["error"]["message"]
     assert "Traceback" not in str(body)
     assert faulty.client.post("/v1/predict", json={"samples": [{"x": 1.0}]}).status_code == 200
-    wait_until(
-        lambda: any('"unhandled error"' in line for line in faulty.log_lines()),
-        timeout=10,
-        what="the error's log line",
+
+
+def test_non_finite_model_output_is_a_422_not_a_null_probability(faulty: Service) -> None:
+    body = assert_error(
+        faulty.client.post("/v1/predict", json={"samples": [{"x": 1.0}, {"x": 999.0}]}),
+        422,
+        "model_rejected_input",
     )
+    assert body["error"]["details"] == {"sample": 1}
 
 
 def test_one_bad_request_in_a_batch_does_not_fail_the_others(faulty: Service) -> None:
@@ -55,7 +63,7 @@ def test_one_bad_request_in_a_batch_does_not_fail_the_others(faulty: Service) ->
         time.sleep(0.1)  # the slow request occupies the model, so the next two queue together
         rest = [pool.submit(faulty.client.post, "/v1/predict", json=b) for b in bodies[1:]]
         statuses = [first.result().status_code, *(r.result().status_code for r in rest)]
-    assert statuses == [200, 500, 200]
+    assert statuses == [200, 422, 200]
 
 
 def test_full_queue_sheds_with_503_and_retry_after(faulty: Service) -> None:

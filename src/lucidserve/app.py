@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
 from lucidserve.api.predict import predict_router
 from lucidserve.api.security import api_key_dependencies
+from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
 from lucidserve.inference.batcher import InferenceQueue
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
-    metrics, exposition = _metrics(settings, card.name, card.version)
+    metrics, exposition = _metrics(settings, card)
     runtime = Runtime(
         settings=settings,
         card=card,
@@ -124,21 +126,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _metrics(
-    settings: Settings, model_name: str, model_version: str
+    settings: Settings, card: ModelCard
 ) -> tuple[ServiceMetrics | None, CollectorRegistry | None]:
     if not settings.metrics_enabled:
         return None, None
     # `*_created` series double the exposition and no dashboard or rule reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     exposition = CollectorRegistry()
+    classes = card.classes or ()
     # prometheus_client chose its mode at import from this variable; follow the same choice.
     shared = os.environ.get(multiprocess.ENV)
     if shared:
         directory = Path(shared)
         exposition.register(PooledCollector(directory))
         store = ExemplarStore(directory)
-        return build_metrics(None, model_name, model_version, store), exposition
-    return build_metrics(exposition, model_name, model_version), exposition
+        return build_metrics(None, card.name, card.version, store, classes), exposition
+    return build_metrics(exposition, card.name, card.version, classes=classes), exposition
 
 
 async def _load_model(runtime: Runtime) -> None:
@@ -150,6 +153,10 @@ async def _load_model(runtime: Runtime) -> None:
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:
         logger.exception("model failed to load", extra={"event": "model_load_failed"})
+        # End this worker (server/worker.py turns it into gunicorn's boot error): a worker that
+        # cannot serve must not stay up answering 503 while its pod looks alive.
+        runtime.load_failed = True
+        signal.raise_signal(signal.SIGTERM)
         return
     model_metrics = runtime.metrics.model if runtime.metrics is not None else None
     observe_drift = runtime.drift.observe if runtime.drift is not None else None
@@ -161,6 +168,7 @@ async def _load_model(runtime: Runtime) -> None:
         max_rows=settings.batch_max_rows,
         max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
         queue_max_rows=settings.queue_max_rows,
+        stall_seconds=settings.inference_stall_seconds,
     )
     queue.start()
     # Everything loaded so far (the model, sklearn, scipy) lives as long as the worker: move it out

@@ -25,10 +25,16 @@ class Runtime:
     queue: InferenceQueue | None = None
     drift: DriftMonitor | None = None
     draining: bool = False
+    load_failed: bool = False
 
     @property
     def ready(self) -> bool:
         return self.queue is not None and not self.draining
+
+    @property
+    def stalled(self) -> bool:
+        """True while the inference thread makes no progress with work waiting."""
+        return self.queue is not None and self.queue.stalled
 
     def require_ready(self) -> InferenceQueue:
         """The inference queue, or a 503 while loading or draining."""

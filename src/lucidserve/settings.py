@@ -36,17 +36,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=MIB, ge=1024)
     max_batch_rows: int = Field(default=1000, ge=1)
     max_text_length: int = Field(default=10_000, ge=1)
+    request_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
     # Inference
     batching: bool = True
     batch_max_rows: int = Field(default=128, ge=1)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
     queue_max_rows: int = Field(default=4096, ge=1)
+    inference_stall_seconds: float = Field(default=30.0, gt=0)
 
     # Observability
     log_level: str = "INFO"
     metrics_enabled: bool = True
     prediction_log: bool = True
+    log_queue_max_lines: int = Field(default=10_000, ge=1)
     log_inputs: bool = False
     input_hash_key: SecretStr | None = None
     access_log_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)

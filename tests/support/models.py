@@ -90,16 +90,20 @@ def package_mixed_model(tmp: Path) -> Path:
 
 
 class Faulty:
-    """A classifier for tests: x == 666 raises, x == 777 sleeps; a slow first call on request.
+    """A classifier for tests: x == 666 raises, x == 777 sleeps 0.5 s, x == 888 blocks for
+    FAULTY_BLOCK_SECONDS, x == 999 gives a NaN probability; a slow or failing first call.
 
     The first prediction in a process (the server's warm-up) sleeps FAULTY_WARMUP_SECONDS, an
-    environment variable, so a test can watch /readyz answer 503 until the model is warm.
+    environment variable, so a test can watch /readyz answer 503 until the model is warm; with
+    FAULTY_BROKEN=1 every prediction raises, so the warm-up fails.
     """
 
     classes_ = np.array(["low", "high"], dtype=object)
     warmed = False
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if os.environ.get("FAULTY_BROKEN") == "1":
+            raise RuntimeError("this model is broken")
         if not Faulty.warmed:
             Faulty.warmed = True
             time.sleep(float(os.environ.get("FAULTY_WARMUP_SECONDS", "0")))
@@ -108,7 +112,10 @@ class Faulty:
             raise ValueError("the model cannot handle 666")
         if np.any(values == 777):
             time.sleep(0.5)
+        if np.any(values == 888):
+            time.sleep(float(os.environ.get("FAULTY_BLOCK_SECONDS", "0")))
         high = (values > 5).astype(np.float64)
+        high[values == 999] = np.nan
         return np.column_stack([1 - high, high])
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from lucidserve.observability.middleware import REQUEST_ID_KEY
 
+MAX_DETAILS = 20
+QUOTE_LIMIT = 80
 _HTTP_TYPES = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
     503: "unavailable",
+    504: "deadline_exceeded",
 }
 
 
@@ -72,20 +77,38 @@ def error_response(request: Request, error: ApiError) -> Response:
     )
 
 
-def validation_error(exc: ValidationError | RequestValidationError) -> ApiError:
-    """A 422 listing each problem with its field path."""
-    details = [
-        {
-            "loc": list(e.get("loc", ())),
-            "type": e.get("type"),
-            "msg": e.get("msg"),
-            **({"ctx": e["ctx"]} if e.get("ctx") else {}),
-        }
-        for e in exc.errors()
-    ]
+def validation_error(errors: Sequence[Mapping[str, Any]], total: int | None = None) -> ApiError:
+    """A 422 listing at most MAX_DETAILS problems, each with its field path; `total` counts all.
+
+    Field names and messages quoted back are cut to a few dozen characters, so the answer stays
+    small whatever the body held (a field name can be as long as the body).
+    """
+    total = len(errors) if total is None else total
+    details = [_detail(e) for e in errors[:MAX_DETAILS]]
     malformed = any(d["type"] == "json_invalid" for d in details)
     message = "The request body is not valid JSON." if malformed else "The request is invalid."
+    if total > len(details):
+        message += f" {total} problems; the first {len(details)} are listed."
     return ApiError(422, "validation_error", message, details)
+
+
+def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "loc": [part if isinstance(part, int) else _quoted(str(part)) for part in error["loc"]],
+        "type": error["type"],
+        "msg": _quoted(error["msg"]),
+    }
+    context = error.get("ctx")
+    if context:
+        detail["ctx"] = {
+            key: value if isinstance(value, int | float | bool) else _quoted(str(value))
+            for key, value in context.items()
+        }
+    return detail
+
+
+def _quoted(text: str) -> str:
+    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 1] + "…"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -97,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(request, validation_error(exc))
+        return error_response(request, validation_error(exc.errors()))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -1,7 +1,7 @@
 """POST /v1/predict and /v1/predict/{label}: the request's path, in one direction.
 
-body bytes -> size and content-type checks -> schema (validate_json) -> inference queue ->
-metrics, prediction log lines -> orjson response.
+body (api/intake.py: content type, size, deadline, schema) -> inference queue -> metrics,
+prediction log lines -> orjson response.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from logging import INFO
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from lucidserve.api.errors import ApiError, ErrorResponse, validation_error
+from lucidserve.api.errors import ApiError, ErrorResponse
+from lucidserve.api.intake import SampleIntake
 from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
-from lucidserve.inference.batcher import Outcome, Overloaded
-from lucidserve.inference.predictor import BatchResult
+from lucidserve.inference.batcher import DeadlineExceeded, Outcome, Overloaded
+from lucidserve.inference.predictor import BatchResult, RejectedInput
 from lucidserve.observability.events import EventLogger
 from lucidserve.observability.hashing import input_hasher
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
@@ -27,20 +27,23 @@ from lucidserve.observability.spans import record_request_spans
 from lucidserve.runtime import Runtime
 
 prediction_lines = EventLogger("lucidserve.predictions")
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         401: "Missing or wrong API key (when keys are configured)",
+        408: "The body did not arrive within REQUEST_TIMEOUT_SECONDS",
         413: "Body over MAX_BODY_BYTES, or more samples than MAX_BATCH_ROWS",
         415: "Content type is not application/json",
-        422: "Invalid JSON or samples that do not match the model's features",
+        422: "Invalid JSON, samples that do not match the model's features, or values the "
+        "model cannot take (model_rejected_input)",
         503: "Model not ready, draining, or the inference queue is full (see Retry-After)",
+        504: "The request's deadline passed while it waited for the model",
     }.items()
 }
 
 
 def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
-    """The prediction routes for the runtime's model."""
+    """The prediction routes for the runtime's model (the label route for classifiers only)."""
     router = APIRouter(prefix="/v1", tags=["predict"], dependencies=guards)
     handler = _PredictHandler(runtime)
     body = runtime.schemas.request_body()
@@ -49,20 +52,29 @@ def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
         "/predict",
         summary=f"Predict with {runtime.card.name} {runtime.card.version}",
         response_model=PredictResponse,
-        responses=_ERRORS,
+        responses=ERRORS,
         openapi_extra={"requestBody": body},
     )
     async def predict(request: Request) -> Response:
         return await handler.predict(request)
 
+    if not handler.classes:
+        return router
+    label_enum: dict[str, Any] = {"enum": handler.classes}
+
     @router.post(
         "/predict/{label}",
         summary="Probability of one label for each sample",
         response_model=LabelProbabilityResponse,
-        responses=_ERRORS,
+        responses=ERRORS,
         openapi_extra={"requestBody": body},
     )
-    async def predict_label(request: Request, label: str) -> Response:
+    async def predict_label(
+        request: Request,
+        # A default, not an annotation: this module's annotations are strings, resolved in its
+        # globals, where the model's classes are not.
+        label: str = Path(description="One of the model's classes.", json_schema_extra=label_enum),
+    ) -> Response:
         return await handler.predict_label(request, label)
 
     return router
@@ -76,6 +88,12 @@ class _PredictHandler:
         self.classes: list[str] = list(runtime.card.classes or [])
         self.class_index = {c: i for i, c in enumerate(self.classes)}
         self.model = runtime.metrics.model if runtime.metrics is not None else None
+        self.intake = SampleIntake(
+            runtime.schemas,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_rows=self.settings.max_batch_rows,
+        )
+        self.timeout = self.settings.request_timeout_seconds
         key = self.settings.input_hash_key
         self.hash_input = input_hasher(key.get_secret_value().encode() if key else None)
         self.log_predictions = self.settings.prediction_log
@@ -128,8 +146,6 @@ class _PredictHandler:
     async def predict_label(self, request: Request, label: str) -> Response:
         index = self.class_index.get(label)
         if index is None:
-            if not self.classes:
-                raise ApiError(422, "validation_error", "This model is a regressor: no labels.")
             raise ApiError(
                 422,
                 "unknown_label",
@@ -157,27 +173,31 @@ class _PredictHandler:
 
     async def _run(self, request: Request) -> tuple[Sequence[dict[str, Any]], Outcome]:
         queue = self.runtime.require_ready()
-        _require_json(request)
-        raw = await _read_body(request, self.settings.max_body_bytes)
+        deadline = request.scope.get(STARTED_KEY, time.perf_counter()) + self.timeout
+        samples = await self.intake.samples(request, deadline)
         try:
-            samples = self.runtime.schemas.predict_request.validate_json(raw)["samples"]
-        except ValidationError as exc:
-            raise validation_error(exc) from None
-        if len(samples) > self.settings.max_batch_rows:
-            raise ApiError(
-                413,
-                "too_many_samples",
-                f"{len(samples)} samples exceed the limit of {self.settings.max_batch_rows}.",
-                {"max_batch_rows": self.settings.max_batch_rows},
-            )
-        try:
-            outcome = await queue.submit(samples)
+            outcome = await queue.submit(samples, deadline)
         except Overloaded as exc:
             raise ApiError(
                 503,
                 "overloaded",
                 "The inference queue is full; retry later.",
                 headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+        except DeadlineExceeded:
+            raise ApiError(
+                504,
+                "deadline_exceeded",
+                f"The request waited longer than its deadline ({self.timeout:g} s) for the "
+                "model and was not computed; retry later.",
+            ) from None
+        except RejectedInput as exc:
+            where = "these samples" if exc.sample is None else f"sample {exc.sample}"
+            raise ApiError(
+                422,
+                "model_rejected_input",
+                f"The model cannot predict {where}: {exc.reason}",
+                {"sample": exc.sample},
             ) from None
         return samples, outcome
 
@@ -190,8 +210,7 @@ class _PredictHandler:
         request_id: str,
     ) -> None:
         if self.model is not None:
-            for label in labels:
-                self.model.prediction_counter(label).inc()
+            self.model.count_predictions(labels)
             if confidences is not None:
                 for confidence in confidences:
                     self.model.confidence.observe(confidence)
@@ -213,38 +232,3 @@ class _PredictHandler:
             if self.log_inputs:
                 fields["inputs"] = sample
             prediction_lines.emit(INFO, "prediction", fields)
-
-
-def _require_json(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
-    media = content_type.partition(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Send the samples as application/json, not {content_type or 'no content type'}.",
-        )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 past `limit` bytes (declared or streamed); never buffers more."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
-        f"The body exceeds the limit of {limit} bytes.",
-        {"max_body_bytes": limit},
-    )

@@ -53,6 +53,9 @@ class ModelCard(BaseModel):
     features: list[FeatureSpec]
     classes: list[str] | None = None
     handles_unknown_categories: bool = False
+    numeric_bound: float | None = None
+    """The largest magnitude of a numeric feature the estimator takes (bundle/probe.py); None
+    in cards written before it was recorded: any finite number passes the schema."""
     metrics: dict[str, float] = Field(default_factory=dict)
     estimator_file: str
     estimator_format: Literal["skops", "joblib", "pickle"]

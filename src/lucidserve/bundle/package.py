@@ -15,6 +15,8 @@ import sklearn
 
 from lucidserve.bundle.card import FeatureSpec, InputFormat, ModelCard
 from lucidserve.bundle.features import infer_features
+from lucidserve.bundle.inputs import model_input
+from lucidserve.bundle.probe import numeric_bound
 from lucidserve.bundle.reference import build_reference
 from lucidserve.bundle.store import BundleError, sha256_file, write_bundle, write_card
 
@@ -63,6 +65,7 @@ def package(
         "features": features,
         "classes": classes,
         "handles_unknown_categories": handles_unknown_categories,
+        "numeric_bound": numeric_bound(estimator, features, input_format),
         "metrics": metrics,
         "drift": build_reference(features, arrays, predictions, classes),
     }
@@ -71,15 +74,6 @@ def package(
     except Exception as exc:  # skops cannot represent every custom class
         print(f"skops cannot save this estimator ({exc}); keeping {fmt}.", file=sys.stderr)
         return _write_original(out, model, fmt, card)
-
-
-def model_input(columns: list[np.ndarray], input_format: InputFormat) -> Any:
-    """The estimator's input for columns in card order: a 1-D text list or a 2-D array."""
-    if input_format == "text":
-        return list(columns[0])
-    if all(c.dtype == np.float64 for c in columns):
-        return np.column_stack(columns)
-    return np.column_stack([c.astype(object) for c in columns])
 
 
 def _load_estimator(path: Path) -> tuple[Any, str]:

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.features import describe_numeric, identifier
+from lucidserve.bundle.probe import numeric_bound
 from lucidserve.bundle.reference import build_reference
 from lucidserve.bundle.store import write_bundle
 
@@ -74,6 +75,7 @@ def train(dataset: Dataset, out: Path) -> ModelCard:
         "target": "species" if dataset == "iris" else "target",
         "features": features,
         "classes": classes,
+        "numeric_bound": numeric_bound(estimator, features, "array"),
         "metrics": metrics,
         "drift": reference,
     }

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lucidserve.bundle.card import ModelCard
-from lucidserve.bundle.package import model_input
+from lucidserve.bundle.inputs import model_input
 
 Sample = Mapping[str, Any]
 DriftObserver = Callable[[Mapping[str, np.ndarray], np.ndarray], None]
@@ -32,6 +32,15 @@ class BatchResult:
             values=None if self.values is None else self.values[start:stop],
             inference_seconds=self.inference_seconds,
         )
+
+
+class RejectedInput(Exception):  # noqa: N818 - the request's fault, not the service's
+    """The estimator raised on these samples, or answered them with non-finite numbers."""
+
+    def __init__(self, reason: str, sample: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sample = sample
 
 
 class Predictor:
@@ -59,22 +68,61 @@ class Predictor:
         return out
 
     def predict(self, samples: Sequence[Sample]) -> BatchResult:
-        """Predict every sample in one estimator call, then count the batch for drift."""
+        """Predict every sample in one estimator call, then count the batch for drift.
+
+        Raises RejectedInput when the estimator raises or answers with a non-finite number: with
+        validated input, that is the request's data, not the service, at fault.
+        """
         columns = self.columns(samples)
         x = model_input([columns[n] for n in self._names], self.card.input_format)
         started = time.perf_counter()
+        try:
+            if self._proba:
+                output = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
+            else:
+                output = np.asarray(self._estimator.predict(x), dtype=np.float64)
+        except Exception as exc:
+            raise RejectedInput(_reason(exc)) from exc
+        elapsed = time.perf_counter() - started
+        if not np.isfinite(output).all():
+            raise RejectedInput("the model answered with a number that is not finite")
         if self._proba:
             assert self.classes is not None
-            probabilities = np.asarray(self._estimator.predict_proba(x), dtype=np.float64)
-            elapsed = time.perf_counter() - started
-            labels = self.classes[probabilities.argmax(axis=1)]
-            result = BatchResult(labels, probabilities, None, elapsed)
+            result = BatchResult(self.classes[output.argmax(axis=1)], output, None, elapsed)
         else:
-            values = np.asarray(self._estimator.predict(x), dtype=np.float64)
-            elapsed = time.perf_counter() - started
-            result = BatchResult(values.astype(str), None, values, elapsed)
+            result = BatchResult(output.astype(str), None, output, elapsed)
         if self._observe_drift is not None:
             self._observe_drift(
                 columns, result.values if result.values is not None else result.labels
             )
         return result
+
+    def locate_rejected(self, samples: Sequence[Sample], reason: str) -> RejectedInput:
+        """The rejection with the index of one sample the estimator refuses alone, when there is
+        one: bisection, about log2(n) calls on the failing half."""
+        offset, rows = 0, samples
+        while len(rows) > 1:
+            half = len(rows) // 2
+            if self._refuses(rows[:half]):
+                rows = rows[:half]
+            elif self._refuses(rows[half:]):
+                offset, rows = offset + half, rows[half:]
+            else:
+                return RejectedInput(reason)  # only the combination fails
+        return RejectedInput(reason, offset)
+
+    def _refuses(self, samples: Sequence[Sample]) -> bool:
+        columns = self.columns(samples)
+        x = model_input([columns[n] for n in self._names], self.card.input_format)
+        predict = self._estimator.predict_proba if self._proba else self._estimator.predict
+        try:
+            output = np.asarray(predict(x), dtype=np.float64)
+        except Exception:
+            return True
+        return not np.isfinite(output).all()
+
+
+def _reason(exc: Exception) -> str:
+    """The estimator's message, one line and bounded (it may quote the input)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -5,8 +5,9 @@ puts the record on a queue; a writer thread formats records (python-json-logger'
 formatter) and the hot path's event lines (events.py, already dicts) and writes them to stdout
 in bursts: it wakes on the first record, lets a few milliseconds of lines gather, and writes
 them with one call, so a busy worker pays one thread wake-up and one write for many lines. The
-queue is unbounded on purpose: a slow stdout costs memory, never a lost line or a blocked event
-loop. `LogPipeline.close()` drains it at shutdown.
+queue is bounded (`LOG_QUEUE_MAX_LINES`): when stdout cannot keep up, a line past the bound is
+dropped and counted (`log_records_dropped_total`), never buffered without limit and never
+blocking the event loop. `LogPipeline.close()` drains it at shutdown.
 gunicorn's and uvicorn's loggers forward to the root handler, so their lines are JSON too.
 """
 
@@ -66,6 +67,37 @@ def json_formatter() -> BaseJsonFormatter:
     )
 
 
+class BoundedQueue:
+    """The lines waiting for the writer; past `limit` a line is dropped and counted."""
+
+    def __init__(self, limit: int) -> None:
+        self._lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._limit = limit
+        self.dropped = 0
+        self.on_drop: Callable[[], object] | None = None
+
+    def put(self, line: Any) -> None:
+        # qsize() is the length of the queue's list: an O(1) read, no lock on the hot path.
+        if self._lines.qsize() >= self._limit:
+            self.dropped += 1
+            if self.on_drop is not None:
+                self.on_drop()
+            return
+        self._lines.put(line)
+
+    put_nowait = put  # what logging.handlers.QueueHandler calls
+
+    def put_always(self, line: Any) -> None:
+        """Queue past the bound (the writer's stop marker)."""
+        self._lines.put(line)
+
+    def get(self) -> Any:
+        return self._lines.get()
+
+    def get_nowait(self) -> Any:
+        return self._lines.get_nowait()
+
+
 class BurstWriter:
     """Formats queued records and writes them to a stream in bursts, on its own thread."""
 
@@ -73,7 +105,7 @@ class BurstWriter:
 
     def __init__(
         self,
-        records: queue.SimpleQueue[Any],
+        records: BoundedQueue,
         formatter: BaseJsonFormatter,
         stream: TextIO,
         linger_seconds: float = 0.005,
@@ -89,7 +121,7 @@ class BurstWriter:
 
     def stop(self) -> None:
         """Write every record queued so far, then end the thread."""
-        self._records.put(self._STOP)
+        self._records.put_always(self._STOP)
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -132,6 +164,12 @@ class LogPipeline:
     """The process's logging setup; `close()` flushes every queued line."""
 
     writer: BurstWriter | None = None
+    lines: BoundedQueue | None = None
+
+    def count_drops(self, count: Callable[[], object]) -> None:
+        """Call `count` for every line dropped from here on (the metric's `inc`)."""
+        if self.lines is not None:
+            self.lines.on_drop = count
 
     def close(self) -> None:
         if self.writer is not None:
@@ -144,8 +182,11 @@ class LogPipeline:
         sys.stdout.flush()
 
 
-def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
-    """Route every logger to one JSON handler on stdout (through a queue when `asynchronous`)."""
+def configure_logging(
+    level: str, *, asynchronous: bool, max_queued_lines: int = 10_000
+) -> LogPipeline:
+    """Route every logger to one JSON handler on stdout (through a queue of at most
+    `max_queued_lines` when `asynchronous`)."""
     # The JSON lines carry none of these, and gathering them costs microseconds per record:
     # the caller's frame (a stack walk), thread, process and multiprocessing names.
     logging._srcfile = None  # the documented switch (logging HOWTO, "Optimization")
@@ -160,8 +201,8 @@ def configure_logging(level: str, *, asynchronous: bool) -> LogPipeline:
     pipeline = LogPipeline()
     target: logging.Handler = stream
     if asynchronous:
-        records: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        target = _EnqueueAsIs(records)
+        records = pipeline.lines = BoundedQueue(max_queued_lines)
+        target = _EnqueueAsIs(records)  # a queue in all that the handler asks of one
         pipeline.writer = BurstWriter(records, json_formatter(), sys.stdout)
         pipeline.writer.start()
         events.install_sink(records.put)

@@ -94,11 +94,20 @@ class ModelMetrics:
     queue_rows: Gauge
     confidence: Histogram
     shed: Counter
+    expired: Counter
     errors: Counter
+    stalled: Gauge
     predictions: Counter
     registry: CollectorRegistry | None
+    classes: Sequence[str] = ()
     exemplars: ExemplarStore | None = None
     _labels: dict[str, Counter] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Only a declared class is ever a label value: a regressor's values, or a label the model
+        # was not declared with, never make a series (and every class's series starts at 0).
+        model = (self.name, self.version)
+        self._labels = {c: self.predictions.labels(*model, c) for c in self.classes}
 
     def observe_inference(self, seconds: float, trace_id: str | None) -> None:
         """Record one estimator call's duration, exemplified by a trace of its batch."""
@@ -114,11 +123,13 @@ class ModelMetrics:
             )
             self.exemplars.record(key, trace_id, seconds)
 
-    def prediction_counter(self, label: str) -> Counter:
-        child = self._labels.get(label)
-        if child is None:
-            child = self._labels[label] = self.predictions.labels(self.name, self.version, label)
-        return child
+    def count_predictions(self, labels: Sequence[str]) -> None:
+        """Count predicted samples by label; a label that is not a declared class is not counted."""
+        children = self._labels
+        for label in labels:
+            child = children.get(label)
+            if child is not None:
+                child.inc()
 
     def drift_counts(self, cells: Sequence[tuple[str, str]]) -> CellCounts:
         """`model_drift_observations_total` for each (feature, bin) cell, all starting at 0."""
@@ -185,6 +196,7 @@ class ServiceMetrics:
 
     http: HttpMetrics
     model: ModelMetrics
+    log_records_dropped: Counter
 
 
 def build_metrics(
@@ -192,6 +204,7 @@ def build_metrics(
     model_name: str,
     model_version: str,
     exemplars: ExemplarStore | None = None,
+    classes: Sequence[str] = (),
 ) -> ServiceMetrics:
     """Create every metric object, registered in `registry`.
 
@@ -264,7 +277,20 @@ def build_metrics(
         shed=model_counter(
             "model_requests_shed", "Requests refused with 503 because the inference queue was full."
         ),
-        errors=model_counter("model_inference_errors", "Inference calls that raised an exception."),
+        expired=model_counter(
+            "model_requests_expired",
+            "Requests answered 504 because their deadline passed while they were queued.",
+        ),
+        errors=model_counter(
+            "model_inference_errors",
+            "Inference calls that raised or answered with non-finite numbers.",
+        ),
+        stalled=model_gauge(
+            "model_inference_stalled",
+            "1 while the inference thread has made no progress for INFERENCE_STALL_SECONDS "
+            "with work waiting.",
+            "livemax",
+        ),
         predictions=Counter(
             "model_predictions",
             "Predicted samples by predicted label.",
@@ -272,6 +298,12 @@ def build_metrics(
             registry=reg,
         ),
         registry=reg,
+        classes=classes,
         exemplars=exemplars,
     )
-    return ServiceMetrics(http=http, model=model)
+    dropped = Counter(
+        "log_records_dropped",
+        "Log lines dropped because stdout could not keep up (the log queue was full).",
+        registry=reg,
+    )
+    return ServiceMetrics(http=http, model=model, log_records_dropped=dropped)

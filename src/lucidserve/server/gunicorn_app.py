@@ -53,7 +53,8 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),
-            "post_fork": _post_fork,
+            "post_fork": self._post_fork,
+            "worker_connections": s.max_connections,
             "worker_exit": _worker_exit,
             "child_exit": _child_exit,
         }
@@ -65,12 +66,19 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from lucidserve.app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        metrics = app.state.runtime.metrics
+        if metrics is not None:
+            _pipeline.count_drops(metrics.log_records_dropped.inc)
+        return app
 
-
-def _post_fork(server: Any, worker: Any) -> None:
-    global _pipeline
-    _pipeline = configure_logging(server.cfg.loglevel.upper(), asynchronous=True)
+    def _post_fork(self, server: Any, worker: Any) -> None:
+        global _pipeline
+        _pipeline = configure_logging(
+            self.settings.log_level,
+            asynchronous=True,
+            max_queued_lines=self.settings.log_queue_max_lines,
+        )
 
 
 def _worker_exit(server: Any, worker: Any) -> None:

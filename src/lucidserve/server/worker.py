@@ -1,4 +1,10 @@
-"""The gunicorn worker: uvicorn with uvloop and httptools, and readiness that drops on SIGTERM."""
+"""The gunicorn worker: uvicorn with uvloop and httptools, and readiness that drops on SIGTERM.
+
+Two ways a worker tells gunicorn it is unwell: a model that fails to load or warm up ends the
+worker with gunicorn's boot-error code (the arbiter stops, so the orchestrator sees the failure
+instead of a pod that looks up and answers 503), and a stalled inference thread stops the worker's
+heartbeat, so the arbiter replaces it after TIMEOUT seconds.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +25,26 @@ class LucidWorker(UvicornWorker):  # type: ignore[misc]
         "server_header": False,
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connections and tasks beyond this are refused with 503 by uvicorn itself.
+        self.config.limit_concurrency = self.cfg.worker_connections
+
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         app = self.wsgi
         server = _DrainingServer(config=self.config, on_exit=lambda: _begin_drain(app))
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
-        if not server.started:
+        runtime = _runtime(app)
+        if not server.started or (runtime is not None and runtime.load_failed):
             raise SystemExit(self.arbiter_boot_error())
+
+    async def callback_notify(self) -> None:
+        runtime = _runtime(self.wsgi)
+        if runtime is not None and runtime.stalled:
+            return  # no heartbeat: gunicorn replaces this worker after TIMEOUT seconds
+        self.notify()
 
     @staticmethod
     def arbiter_boot_error() -> int:
@@ -49,8 +67,12 @@ class _DrainingServer(Server):
         self._captured_signals.clear()
 
 
+def _runtime(app: Any) -> Any:
+    return getattr(getattr(app, "state", None), "runtime", None)
+
+
 def _begin_drain(app: Any) -> None:
-    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    runtime = _runtime(app)
     if runtime is not None:
         runtime.draining = True
         runtime.set_ready_gauge()

@@ -53,10 +53,6 @@ def _datasource(kind: str) -> dict[str, Any]:
     return dict(found)
 
 
-def test_the_stack_has_service_prometheus_grafana_collector_and_tempo() -> None:
-    assert {"lucidserve", "prometheus", "grafana", "otel-collector", "tempo"} <= set(SERVICES)
-
-
 def test_the_service_is_built_from_the_repositorys_dockerfile() -> None:
     build = SERVICES["lucidserve"]["build"]
     context = (COMPOSE_DIR / build["context"]).resolve()

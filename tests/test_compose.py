@@ -1,6 +1,6 @@
 """deploy/compose: the local stack's files agree with each other and with the project.
 
-No container runs here (no Docker on the test machine): Prometheus's configuration is checked by
+The suite starts no containers (it needs no Docker engine): Prometheus's configuration is checked by
 promtool on the layout the containers see; the rest is parsed and cross-checked (service names,
 ports, mount paths, data source uids, the exemplar label the service writes).
 """

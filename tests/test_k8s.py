@@ -56,7 +56,7 @@ LIBRARY_VARIABLES = {
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Rendered]:
     if kustomize_command() is None:
-        pytest.skip("neither kubectl nor kustomize is installed (kubectl ships with this machine)")
+        pytest.skip("neither kubectl nor kustomize is installed")
     return {name: Rendered.of(name, render_text(path)) for name, path in KUSTOMIZATIONS.items()}
 
 

@@ -68,7 +68,7 @@ dashboards: install ## regenerate grafana/dashboards/*.json and the k8s dashboar
 
 # Load test (loadtest/, Locust): headless against LOADTEST_URL, or against a local service on
 # MODEL_DIR when it is empty; CSV, HTML and JSON reports in reports/loadtest/. Exits non-zero when
-# the failure ratio or the p95/p99 latency exceed their limits (see README, "Load testing").
+# the failure ratio or the p95/p99 latency exceed their limits (see loadtest/README.md).
 LOADTEST_URL ?=
 LOADTEST_USERS ?= 10
 LOADTEST_SPAWN_RATE ?= 5

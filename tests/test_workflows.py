@@ -1,10 +1,12 @@
 """The CI/CD pipeline's contract (.github/workflows/ci.yml), checked without GitHub.
 
-Linters (actionlint, zizmor, shellcheck) read every workflow; the rest reads ci.yml and asserts
-what the README promises: the test job runs `.ci/run`; images are pushed only for main and version
-tags, after the tests and the scan; the image is the one deploy/k8s names; each job holds only the
-write permissions its steps use; every action is pinned to a commit. Shell steps and the deploy
-script run for real, with stand-ins for kubectl and kustomize.
+Linters (actionlint, zizmor with .github/zizmor.yml, shellcheck) read every workflow: zizmor
+holds actions to commit pins and checkouts to dropping the token. The rest checks what no linter
+can: the test job runs `.ci/run` with the Python the lock files are resolved for; nothing is
+published before the tests and the scan; the image is the one deploy/k8s names; each job holds only
+the write permissions its steps use. Shell steps and the deploy script run for real, with stand-ins
+for kubectl and kustomize. Which events run which job is GitHub's to evaluate and is not re-derived
+here.
 """
 
 from __future__ import annotations
@@ -22,11 +24,9 @@ import pytest
 import yaml
 
 from tests.support.kube_stubs import install_kube_stubs
-from tests.support.workflow_expressions import evaluate, truthy
 from tests.support.workflows import (
     REPO,
     WORKFLOWS,
-    github_context,
     load_workflow,
     pushes_image,
     run_scripts,
@@ -37,30 +37,9 @@ from tests.support.workflows import (
 
 CI = load_workflow(WORKFLOWS / "ci.yml")
 JOBS: dict[str, dict[str, Any]] = CI["jobs"]
-EVENTS = {
-    "pull request": github_context("pull_request", "refs/pull/7/merge"),
-    "push to main": github_context("push", "refs/heads/main"),
-    "version tag": github_context("push", "refs/tags/v1.2.3"),
-    "push to another branch": github_context("push", "refs/heads/feature"),
-}
-PUBLISHING_EVENTS = {"push to main", "version tag"}
 ZIZMOR = "zizmor==1.32.0"
 ACTIONLINT = REPO / "tools" / "actionlint"
 DIGEST = "sha256:" + "ab" * 32
-PINNED_USES = re.compile(
-    r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?)@(?P<sha>[0-9a-f]{40})$"
-)
-USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)\s*(?:#\s*(?P<comment>.*))?$")
-
-
-def job_runs(job_id: str, event: str) -> bool:
-    """Whether the job runs for the event: its own `if:` and every job it needs."""
-    job = JOBS[job_id]
-    needs = job.get("needs", [])
-    needs = [needs] if isinstance(needs, str) else needs
-    return all(job_runs(need, event) for need in needs) and truthy(
-        evaluate(job.get("if", True), EVENTS[event])
-    )
 
 
 def the_step(job_id: str, action: str) -> dict[str, Any]:
@@ -154,56 +133,12 @@ def test_shell_steps_and_scripts_pass_shellcheck(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-# --- triggers, concurrency, hygiene ------------------------------------------------------------
-
-
-def test_runs_on_pull_requests_pushes_to_main_and_version_tags() -> None:
-    on = CI["on"]
-    assert "pull_request" in on
-    assert on["push"]["branches"] == ["main"]
-    assert on["push"]["tags"] == ["v*.*.*"]
-
-
-def test_a_new_commit_cancels_the_superseded_pull_request_run_but_not_a_main_run() -> None:
-    concurrency = CI["concurrency"]
-    assert "github.ref" in concurrency["group"]
-    cancel = concurrency["cancel-in-progress"]
-    assert truthy(evaluate(cancel, EVENTS["pull request"]))
-    assert not truthy(evaluate(cancel, EVENTS["push to main"]))
+# --- hygiene ----------------------------------------------------------------------------------
 
 
 def test_every_job_has_a_timeout() -> None:
     for job_id, job in JOBS.items():
         assert 0 < int(job["timeout-minutes"]) <= 60, job_id
-
-
-def test_checkouts_do_not_keep_the_token() -> None:
-    checkouts = [
-        (job_id, step)
-        for job_id, job in JOBS.items()
-        for step in steps_using(job, "actions/checkout")
-    ]
-    assert checkouts
-    for job_id, step in checkouts:
-        assert step.get("with", {}).get("persist-credentials") is False, job_id
-
-
-def test_every_action_is_pinned_to_a_commit_with_its_version_beside_it() -> None:
-    pins: dict[str, set[str]] = {}
-    for path in workflow_files():
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            match = USES_LINE.match(line)
-            if match is None or match["ref"].startswith("./"):
-                continue
-            where = f"{path.name}:{number}"
-            pinned = PINNED_USES.match(match["ref"])
-            assert pinned, f"{where}: {match['ref']} is not pinned to a full commit SHA"
-            version = re.match(r"v?\d+(\.\d+)*\b", match["comment"] or "")
-            assert version, f"{where}: no version comment beside the SHA"
-            pins.setdefault(pinned["action"].split("/", 2)[1], set()).add(pinned["sha"])
-    assert pins
-    mixed = {action: shas for action, shas in pins.items() if len(shas) > 1}
-    assert mixed == {}, "one action, one pinned version"
 
 
 # --- the test job ------------------------------------------------------------------------------
@@ -241,72 +176,12 @@ def test_the_test_job_measures_coverage_through_the_makefile_knob() -> None:
     assert runner in plan.stdout.splitlines()[-1]
 
 
-def test_the_coverage_report_is_uploaded_even_when_tests_fail() -> None:
-    upload = the_step("test", "actions/upload-artifact")
-    assert "coverage" in upload["with"]["path"]
-    assert "!cancelled()" in upload["if"]
-
-
 # --- build, scan, publish ----------------------------------------------------------------------
-
-
-def test_images_are_pushed_only_for_main_and_version_tags() -> None:
-    pushing_jobs = {
-        job_id
-        for job_id, job in JOBS.items()
-        if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action"))
-    }
-    assert pushing_jobs, "the pipeline publishes an image"
-    for job_id in pushing_jobs:
-        events = {event for event in EVENTS if job_runs(job_id, event)}
-        assert events == PUBLISHING_EVENTS, job_id
-    logins = {job_id for job_id, job in JOBS.items() if steps_using(job, "docker/login-action")}
-    assert logins <= pushing_jobs
-
-
-def test_pull_requests_build_and_scan_the_image() -> None:
-    assert job_runs("build", "pull request")
-    assert job_runs("scan", "pull request")
-    build = the_step("build", "docker/build-push-action")
-    assert not pushes_image(build)
-    assert "type=gha" in build["with"]["cache-to"]
 
 
 def test_nothing_is_published_before_the_tests_and_the_scan_pass() -> None:
     assert {"test", "scan"} <= set(JOBS["publish"]["needs"])
     assert JOBS["scan"]["needs"] == "build"
-
-
-def test_the_published_image_has_provenance_and_sbom_and_a_signed_attestation() -> None:
-    push = the_step("publish", "docker/build-push-action")
-    assert push["with"]["provenance"] == "mode=max"
-    assert push["with"]["sbom"] is True
-    assert "type=gha" in push["with"]["cache-from"]
-    attest = the_step("publish", "actions/attest")
-    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
-    assert attest["with"]["push-to-registry"] is True
-
-
-def test_image_tags_are_the_commit_latest_on_main_and_semver() -> None:
-    tags = the_step("publish", "docker/metadata-action")["with"]["tags"].splitlines()
-    assert "type=sha,format=long" in tags
-    assert "type=semver,pattern={{version}}" in tags
-    latest = next(tag for tag in tags if tag.startswith("type=raw,value=latest,"))
-    enable = latest.split("enable=", 1)[1]
-    assert [e for e in EVENTS if truthy(evaluate(enable, EVENTS[e]))] == ["push to main"]
-    assert the_step("publish", "docker/metadata-action")["with"]["flavor"] == "latest=false"
-
-
-def test_the_scan_fails_on_fixable_high_and_critical_findings_and_uploads_sarif() -> None:
-    trivy = steps_using(JOBS["scan"], "aquasecurity/trivy-action")
-    gates = [step for step in trivy if str(step["with"].get("exit-code")) == "1"]
-    assert len(gates) == 1
-    gate = gates[0]["with"]
-    assert gate["ignore-unfixed"] is True
-    assert set(gate["severity"].split(",")) == {"HIGH", "CRITICAL"}
-    sarif = [step["with"]["output"] for step in trivy if step["with"].get("format") == "sarif"]
-    upload = the_step("scan", "github/codeql-action/upload-sarif")
-    assert [upload["with"]["sarif_file"]] == sarif
 
 
 def test_the_image_name_is_the_one_deploy_k8s_uses(tmp_path: Path) -> None:
@@ -383,15 +258,6 @@ def kustomization_image(directory: Path) -> tuple[str, str]:
     raise AssertionError(f"no image with a newName in {directory} or its bases")
 
 
-def test_deploy_runs_after_a_push_to_main_in_the_production_environment() -> None:
-    deploy = JOBS["deploy"]
-    assert [event for event in EVENTS if job_runs("deploy", event)] == ["push to main"]
-    assert deploy["environment"] == "production"
-    assert deploy["needs"] == "publish"
-    assert deploy["concurrency"]["cancel-in-progress"] is False
-    assert deploy_step()["env"]["DIGEST"] == "${{ needs.publish.outputs.digest }}"
-
-
 def test_deploy_without_a_kubeconfig_is_skipped_with_a_notice(tmp_path: Path) -> None:
     check = named_step("deploy", "Deployment configured?")
     assert check["env"]["KUBECONFIG_DATA"] == "${{ secrets.KUBECONFIG }}"
@@ -400,17 +266,16 @@ def test_deploy_without_a_kubeconfig_is_skipped_with_a_notice(tmp_path: Path) ->
     assert run.outputs == {"enabled": "false"}
     assert "::notice title=Deploy skipped::" in run.output
     assert "Deploy skipped" in run.summary
-    context = {"steps": {"config": {"outputs": run.outputs}}}
     for step in JOBS["deploy"]["steps"][1:]:
-        assert not truthy(evaluate(step["if"], context)), step
+        assert "steps.config.outputs.enabled" in step["if"], "every later step waits on the check"
 
 
 def test_deploy_with_a_kubeconfig_goes_ahead(tmp_path: Path) -> None:
     check = named_step("deploy", "Deployment configured?")
     run = run_step(check, {"KUBECONFIG_DATA": "apiVersion: v1\nkind: Config\n"}, tmp_path)
+    assert run.returncode == 0, run.output
     assert run.outputs == {"enabled": "true"}
-    context = {"steps": {"config": {"outputs": run.outputs}}}
-    assert all(truthy(evaluate(step["if"], context)) for step in JOBS["deploy"]["steps"][1:])
+    assert "Deploy skipped" not in run.output + run.summary
 
 
 def test_the_pushed_digest_reaches_the_production_deployment(tmp_path: Path) -> None:
@@ -506,14 +371,3 @@ def test_deploy_script_refuses_anything_but_a_digest(tmp_path: Path) -> None:
     assert rc == 2
     assert "not an image digest" in output
     assert calls == []
-
-
-# --- dependabot --------------------------------------------------------------------------------
-
-
-def test_dependabot_keeps_actions_and_python_dependencies_current() -> None:
-    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
-    updates = {update["package-ecosystem"]: update for update in config["updates"]}
-    for ecosystem in ("github-actions", "pip"):
-        assert updates[ecosystem]["schedule"]["interval"] == "weekly"
-        assert updates[ecosystem]["groups"], f"{ecosystem} updates come as one pull request"

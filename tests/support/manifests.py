@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,14 +105,3 @@ class Rendered:
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """Whether a matchLabels selector selects an object with these labels."""
     return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
-
-
-def walk(node: Any) -> Iterator[Any]:
-    """Every mapping and list inside a document, depth first."""
-    yield node
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)

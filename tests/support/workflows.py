@@ -52,25 +52,6 @@ def pushes_image(step: Mapping[str, Any]) -> bool:
     )
 
 
-def github_context(
-    event_name: str, ref: str, repository: str = "acme/lucidserve"
-) -> dict[str, Any]:
-    """A `github` context for an event, as the expressions in the workflow see it."""
-    event: dict[str, Any] = {}
-    if event_name == "pull_request":
-        event = {"pull_request": {"number": 7, "head": {"repo": {"full_name": repository}}}}
-    return {
-        "github": {
-            "event_name": event_name,
-            "ref": ref,
-            "ref_type": "tag" if ref.startswith("refs/tags/") else "branch",
-            "repository": repository,
-            "workflow": "ci",
-            "event": event,
-        }
-    }
-
-
 @dataclass
 class StepRun:
     """What a `run:` step did: exit code, output, and the files it wrote for the runner."""

@@ -82,6 +82,8 @@ def _run(options: argparse.Namespace) -> int:
     for option in ("duration", "repetitions", "floor_calls"):
         if getattr(options, option) < 1:
             raise BenchError(f"--{option.replace('_', '-')} must be at least 1")
+    if options.warmup < 0:
+        raise BenchError("--warmup must not be negative")
     datasets = _datasets(options)
     if not datasets and not options.bundle:
         raise BenchError("no model: --models names none and no --bundle is given")
@@ -93,7 +95,7 @@ def _run(options: argparse.Namespace) -> int:
     pinning = machine.plan_pinning()
     if pinning.load_cpu is not None:  # this process (the OTLP sink's thread) sits with wrk
         os.sched_setaffinity(0, {pinning.load_cpu})
-    warmup = options.warmup
+    warmup = options.warmup  # seconds per configuration and concurrency, unmeasured
     count = len(datasets) + len(options.bundle)
     per_model = len(concurrency) * len(configs) * (warmup + options.repetitions * options.duration)
     print(

@@ -82,14 +82,15 @@ loadtest: install $(if $(LOADTEST_URL),,train) ## headless Locust run (LOADTEST_
 		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_RUN_TIME) \
 		--out reports/loadtest --shape $(LOADTEST_SHAPE) $(LOADTEST_ARGS)
 
-# Benchmark (bench/, wrk): observability off (A), on (B), on without batching (C), on the iris forest
-# and the breast-cancer pipeline; one table per model, ratios, targets; JSON in reports/bench.json.
-# About 10 minutes by default; e.g. BENCH_ARGS="--duration 5 --repetitions 2 --otlp-sink".
+# Benchmark (bench/, wrk; bench/README.md): observability off (A), on (B), on without batching (C),
+# on the iris forest and the breast-cancer pipeline; one table per model, ratios, targets; JSON in
+# reports/bench.json. About 10 minutes by default; e.g. BENCH_ARGS="--duration 5 --repetitions 2".
 BENCH_ARGS ?=
 
 bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); reports/bench.json
 	$(BIN)/python -m bench.run --json-out reports/bench.json $(BENCH_ARGS)
 
-# Where observability's cost goes: the app driven in-process, one part switched off at a time.
-bench-costs: install ## CPU (or, with COSTS_ARGS=--instructions, instructions) per request of each observability part; reports/costs.json
-	$(BIN)/python -m bench.costs --json-out reports/costs.json $(COSTS_ARGS)
+# Where observability's cost goes: B and B with one part off at a time, at 64 connections; each
+# variant's server CPU per request minus B's is that part's cost, negated. About 12 minutes.
+bench-costs: install ## per-part cost of observability: make bench with all of B's variants (BENCH_ARGS); reports/costs.json
+	$(BIN)/python -m bench.run --concurrency 64 --configs A,B,variants --json-out reports/costs.json $(BENCH_ARGS)

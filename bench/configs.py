@@ -1,4 +1,5 @@
-"""The service configurations the benchmark compares, as environment variables for `serve`."""
+"""What the benchmark compares (service configurations, as `serve`'s environment) and the targets
+its ratios are checked against: data, read by bench/run.py and bench/report.py."""
 
 from __future__ import annotations
 
@@ -31,11 +32,9 @@ OBSERVABILITY_ON = Config(
     "defaults: metrics, a log line per sample, access log, drift, traces at 10 %; batching on",
 )
 UNBATCHED = Config(
-    "C",
-    "B with batching off (one estimator call per request)",
-    {"LUCIDSERVE_BATCHING": "false"},
+    "C", "B with batching off (one estimator call per request)", {"LUCIDSERVE_BATCHING": "false"}
 )
-# B with one thing changed: what each part of observability costs (B minus B without it).
+# B with one thing changed: what each part of observability costs is B minus B without it.
 VARIANTS = (
     Config("B-traced", "B with every request traced", {"OTEL_TRACES_SAMPLER_ARG": "1"}),
     Config("B-untraced", "B with no request traced", {"OTEL_TRACES_SAMPLER_ARG": "0"}),
@@ -61,31 +60,54 @@ VARIANTS = (
 CONFIGS: dict[str, Config] = {
     c.key: c for c in (OBSERVABILITY_OFF, OBSERVABILITY_ON, UNBATCHED, *VARIANTS)
 }
+ALL_VARIANTS = "variants"  # in a --configs list: every one of B's variants
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on one column of the ratios table (bench/report.py) at one concurrency, for the
+    models named in `models` (every model when empty). Informational: never an exit code."""
+
+    ratio: str
+    concurrency: int
+    op: str  # ">=" or "<="
+    bound: float
+    models: tuple[str, ...] = ()
+
+    def holds(self, value: float) -> bool:
+        return value >= self.bound if self.op == ">=" else value <= self.bound
+
+
+TARGETS = (
+    Target("B/A req/s", 64, ">=", 0.90),
+    # iris trains a 100-tree forest, whose per-call overhead batching amortizes.
+    Target("B/C req/s", 64, ">=", 6.0, models=("iris",)),
+    Target("B/C p50", 1, "<=", 1.10),
+)
 
 
 def find_configs(text: str) -> list[Config]:
-    """The configurations named in a comma-separated list (any case); ValueError if unknown."""
+    """The configurations named in a comma-separated list (any case, `variants` for all of B's
+    variants); ValueError if one is unknown."""
     by_name = {key.lower(): config for key, config in CONFIGS.items()}
-    names = [k.strip().lower() for k in text.split(",") if k.strip()]
+    names: list[str] = []
+    for name in (k.strip().lower() for k in text.split(",") if k.strip()):
+        names += [c.key.lower() for c in VARIANTS] if name == ALL_VARIANTS else [name]
     unknown = [n for n in names if n not in by_name]
     if unknown or not names:
-        raise ValueError(f"configurations are some of {','.join(CONFIGS)}; got {text!r}")
-    return [by_name[n] for n in names]
+        choices = ",".join([*CONFIGS, ALL_VARIANTS])
+        raise ValueError(f"configurations are some of {choices}; got {text!r}")
+    return [by_name[n] for n in dict.fromkeys(names)]
 
 
-# Caller's variables that would change a configuration: removed before each start.
+# The caller's variables that would change a configuration: the bench removes them first.
 CONTROLLED_PREFIXES = ("LUCIDSERVE_", "OTEL_", "PROMETHEUS_MULTIPROC_DIR")
 
 
-def service_env(
-    base: Mapping[str, str], config: Config, otlp_endpoint: str | None
-) -> dict[str, str]:
-    """The server's environment: the caller's, minus service settings, plus the configuration's.
-
-    With an OTLP endpoint, the configurations that trace (all but A) export there.
-    """
-    env = {k: v for k, v in base.items() if not k.startswith(CONTROLLED_PREFIXES)}
-    env.update(config.env)
+def service_env(config: Config, otlp_endpoint: str | None) -> dict[str, str]:
+    """The configuration's variables; with an OTLP endpoint, those that trace (all but A and the
+    SDK-off variants) export there."""
+    env = dict(config.env)
     if otlp_endpoint and env.get("OTEL_SDK_DISABLED") != "true":
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     return env

@@ -1,10 +1,11 @@
 """The model-only floor: what `predict_proba` alone costs per row, with no service around it.
 
-    python -m bench.floor BUNDLE_DIR [--calls N] [--rows 1,64]
+    python -m bench.floor BUNDLE_DIR [--calls N]
 
-Loads the bundle in-process, builds rows from the card's example values, and prints one JSON object:
-per batch size, the median milliseconds per call over N calls and microseconds per row. The
-benchmark runs it in its own process, pinned to one CPU, as the service's single worker is.
+Loads the bundle in-process, builds rows from the card's example values, and prints one JSON
+object: per batch size (1 and 64 rows), the median milliseconds per call over N calls and
+microseconds per row. The benchmark runs it in its own process, pinned to one CPU, as the
+service's single worker is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from lucidserve.bundle.package import model_input
 from lucidserve.bundle.store import load_bundle
 
-DEFAULT_ROWS = (1, 64)
+ROWS = (1, 64)
 WARMUP_CALLS = 5
 
 
@@ -77,10 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--calls", type=int, default=200, help="timed calls per batch size")
-    parser.add_argument("--rows", default=",".join(map(str, DEFAULT_ROWS)), help="batch sizes")
     options = parser.parse_args(argv)
-    rows = [int(part) for part in options.rows.split(",") if part.strip()]
-    print(json.dumps(measure_floor(options.bundle, options.calls, rows)))
+    print(json.dumps(measure_floor(options.bundle, options.calls, ROWS)))
 
 
 if __name__ == "__main__":

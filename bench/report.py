@@ -1,4 +1,6 @@
-"""From wrk runs to the printed table: medians per cell, the ratios, and the target checks."""
+"""From wrk runs to the tables: medians per cell, the ratios and B's variants (each paired by
+repetition), and the targets (bench/configs.py). A table is a list of rows, a row a dict from
+column header to value: the same rows are printed and written to the JSON file."""
 
 from __future__ import annotations
 
@@ -7,21 +9,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.configs import Target
 from bench.wrk import WrkResult
 
-TARGET_CONCURRENCY = 64
-LATENCY_CONCURRENCY = 1
-MIN_OBSERVED_OVER_OFF = 0.90
-MIN_BATCHED_OVER_UNBATCHED_FOREST = 6.0
-MAX_BATCHED_P50_OVER_UNBATCHED = 1.10
-TABLE_COLUMNS = ["config", "conc", "req/s", "p50 ms", "p99 ms", "cpu us/req", "cpu busy", "reps",
-                 "errors"]  # fmt: skip
-RATIO_COLUMNS = ["conc", "B/A req/s", "B/C req/s", "B/C p50", "B-A cpu us/req"]
-VERSUS_OFF_COLUMNS = ["config", "conc", "req/s over A", "req/s over B", "cpu us/req - B"]
+Row = dict[str, Any]
 MAIN_CONFIGS = ("A", "B", "C")
-Variant = tuple[str, int, float | None, float | None, float | None]
-"""A variant of B at one concurrency: (config, concurrency, req/s over A, req/s over B, server
-CPU microseconds per request minus B's)."""
+# The ratios table's columns: (top configuration, bottom configuration, measure).
+RATIO_COLUMNS = {
+    "B/A req/s": ("B", "A", "req/s"),
+    "B/C req/s": ("B", "C", "req/s"),
+    "B/C p50": ("B", "C", "p50"),
+    "B-A cpu us/req": ("B", "A", "cpu"),
+}
+# The variants table's columns, for each variant of B: (bottom configuration, measure).
+VARIANT_COLUMNS = {
+    "req/s over A": ("A", "req/s"),
+    "req/s over B": ("B", "req/s"),
+    "cpu us/req - B": ("B", "cpu"),  # what the part a variant leaves out costs, negated
+}
+ONE_DECIMAL = ("req/s", "cpu us/req", "B-A cpu us/req", "cpu us/req - B")  # the rest: two
 
 
 @dataclass(frozen=True)
@@ -48,273 +54,154 @@ class Run:
             return None
         return self.server_cpu_seconds / self.result.seconds
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config,
-            "concurrency": self.concurrency,
-            "repetition": self.repetition,
-            "requests": self.result.requests,
-            "seconds": round(self.result.seconds, 3),
-            "requests_per_second": round(self.result.requests_per_second, 1),
-            "p50_ms": round(self.result.p50_ms, 3),
-            "p99_ms": round(self.result.p99_ms, 3),
-            "errors": self.result.errors,
-            "server_cpu_seconds": _round(self.server_cpu_seconds, 3),
-            "cpu_us_per_request": _round(self.cpu_us_per_request, 1),
-        }
-
-
-@dataclass(frozen=True)
-class Cell:
-    """Medians over the repetitions of one configuration at one concurrency."""
-
-    config: str
-    concurrency: int
-    repetitions: int
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    cpu_us_per_request: float | None
-    cpu_busy: float | None
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """Configurations compared at one concurrency (None when a side was not measured)."""
-
-    concurrency: int
-    observed_over_off: float | None  # B/A, requests per second
-    batched_over_unbatched: float | None  # B/C, requests per second
-    batched_p50_over_unbatched: float | None  # B/C, median latency
-    observed_cpu_us_over_off: float | None  # B-A, server CPU microseconds per request
-
-
-@dataclass(frozen=True)
-class Target:
-    """One of the issue's targets, checked against this run (informational, never an exit code)."""
-
-    name: str
-    value: float | None
-    threshold: float
-    status: str  # "pass", "fail" or "n/a"
-    note: str = ""
-
-
-def summarize(runs: Sequence[Run]) -> list[Cell]:
-    """One cell per (configuration, concurrency), ordered by concurrency then configuration."""
-    keys = sorted({(r.concurrency, r.config) for r in runs})
-    cells = []
-    for concurrency, config in keys:
-        measured = [r for r in runs if (r.concurrency, r.config) == (concurrency, config)]
-        group = [r.result for r in measured]
-        cells.append(
-            Cell(
-                config=config,
-                concurrency=concurrency,
-                repetitions=len(group),
-                requests_per_second=statistics.median(g.requests_per_second for g in group),
-                p50_ms=statistics.median(g.p50_ms for g in group),
-                p99_ms=statistics.median(g.p99_ms for g in group),
-                errors=sum(g.error_count for g in group),
-                cpu_us_per_request=_median([r.cpu_us_per_request for r in measured]),
-                cpu_busy=_median([r.cpu_busy for r in measured]),
-            )
+    def as_dict(self) -> Row:
+        return _rounded(
+            {
+                **{k: v for k, v in asdict(self).items() if k != "result"},
+                **asdict(self.result),
+                "requests_per_second": self.result.requests_per_second,
+                "cpu_us_per_request": self.cpu_us_per_request,
+            }
         )
-    return cells
 
 
-def ratios(runs: Sequence[Run]) -> list[Ratio]:
-    """B/A and B/C per concurrency, each the median over the repetitions of that repetition's
-    ratio. A repetition's runs follow one another, so a slow minute of a shared machine weighs on
-    both sides of its ratio; a ratio of medians can pair one side's slow run with the other's
-    fast one."""
-    out = []
-    for concurrency in sorted({r.concurrency for r in runs}):
-        out.append(
-            Ratio(
-                concurrency=concurrency,
-                observed_over_off=_paired(runs, "B", "A", concurrency, _throughput, _ratio),
-                batched_over_unbatched=_paired(runs, "B", "C", concurrency, _throughput, _ratio),
-                batched_p50_over_unbatched=_paired(runs, "B", "C", concurrency, _p50, _ratio),
-                observed_cpu_us_over_off=_paired(runs, "B", "A", concurrency, _cpu, _difference),
-            )
-        )
-    return out
+Reading = Callable[[Run], float | None]
+Comparison = Callable[[float, float], float | None]
+# What a paired comparison reads from each run and how it compares the two readings: throughputs
+# and latencies by their ratio, CPU time per request by its difference (in microseconds).
+MEASURES: dict[str, tuple[Reading, Comparison]] = {
+    "req/s": (lambda r: r.result.requests_per_second, lambda a, b: a / b if b else None),
+    "p50": (lambda r: r.result.p50_ms, lambda a, b: a / b if b else None),
+    "cpu": (lambda r: r.cpu_us_per_request, lambda a, b: a - b),
+}
 
 
-def versus_off(runs: Sequence[Run]) -> list[Variant]:
-    """Each configuration beyond A, B and C (the variants of B) over A and over B, per
-    concurrency, requests per second, and its server CPU per request minus B's, paired by
-    repetition as `ratios` does."""
-    keys = sorted({(r.concurrency, r.config) for r in runs if r.config not in MAIN_CONFIGS})
-    return [
-        (
-            config,
-            concurrency,
-            _paired(runs, config, "A", concurrency, _throughput, _ratio),
-            _paired(runs, config, "B", concurrency, _throughput, _ratio),
-            _paired(runs, config, "B", concurrency, _cpu, _difference),
-        )
-        for concurrency, config in keys
-    ]
-
-
-def check_targets(model_ratios: Sequence[Ratio], estimator: str) -> list[Target]:
-    """The issue's three targets for one model."""
-    at = {r.concurrency: r for r in model_ratios}
-    high, low = at.get(TARGET_CONCURRENCY), at.get(LATENCY_CONCURRENCY)
-    targets = [
-        _at_least(
-            f"B/A req/s >= {MIN_OBSERVED_OVER_OFF:.2f} at c={TARGET_CONCURRENCY}",
-            None if high is None else high.observed_over_off,
-            MIN_OBSERVED_OVER_OFF,
-            missing=f"c={TARGET_CONCURRENCY} with A and B not measured",
-        )
-    ]
-    forest_name = f"B/C req/s >= {MIN_BATCHED_OVER_UNBATCHED_FOREST:g} at c={TARGET_CONCURRENCY}"
-    if "Forest" in estimator:
-        targets.append(
-            _at_least(
-                forest_name + " (forest)",
-                None if high is None else high.batched_over_unbatched,
-                MIN_BATCHED_OVER_UNBATCHED_FOREST,
-                missing=f"c={TARGET_CONCURRENCY} with B and C not measured",
-            )
-        )
-    else:
-        targets.append(
-            Target(forest_name, None, MIN_BATCHED_OVER_UNBATCHED_FOREST, "n/a", "forests only")
-        )
-    p50 = None if low is None else low.batched_p50_over_unbatched
-    name = f"c={LATENCY_CONCURRENCY}: batched p50 within 10 % of unbatched (B/C p50 <= 1.10)"
-    if p50 is None:
-        targets.append(Target(name, None, MAX_BATCHED_P50_OVER_UNBATCHED, "n/a", "not measured"))
-    else:
-        passed = p50 <= MAX_BATCHED_P50_OVER_UNBATCHED
-        targets.append(Target(name, p50, MAX_BATCHED_P50_OVER_UNBATCHED, _status(passed)))
-    return targets
-
-
-def render_model(
-    title: str,
-    cells: Sequence[Cell],
-    model_ratios: Sequence[Ratio],
-    variants: Sequence[Variant],
-    targets: Sequence[Target],
-    floor: dict[str, Any],
-) -> str:
-    """The printed block for one model: the aligned table, the ratios, the floor, the targets."""
-    lines = [title, ""]
-    cell_rows = [
-        [c.config, str(c.concurrency), f"{c.requests_per_second:.1f}", f"{c.p50_ms:.2f}",
-         f"{c.p99_ms:.2f}", _fmt(c.cpu_us_per_request, 1), _fmt(c.cpu_busy), str(c.repetitions),
-         str(c.errors)]
-        for c in cells
-    ]  # fmt: skip
-    lines += _aligned(TABLE_COLUMNS, cell_rows)
-    lines.append("")
-    ratio_rows = [
-        [str(r.concurrency), _fmt(r.observed_over_off), _fmt(r.batched_over_unbatched),
-         _fmt(r.batched_p50_over_unbatched), _fmt(r.observed_cpu_us_over_off, 1)]
-        for r in model_ratios
-    ]  # fmt: skip
-    lines += _aligned(RATIO_COLUMNS, ratio_rows)
-    lines.append("")
-    variant_rows = [[k, str(n), _fmt(a), _fmt(b), _fmt(c, 1)] for k, n, a, b, c in variants]
-    if variant_rows:
-        lines += [*_aligned(VERSUS_OFF_COLUMNS, variant_rows), ""]
-    method = floor.get("method", "predict_proba")
-    for batch in floor.get("batches", []):
-        lines.append(
-            f"model-only floor ({floor.get('estimator', '?')}.{method}), {batch['rows']} row(s): "
-            f"{batch['us_per_row']:.1f} us/row ({batch['ms_per_call']:.3f} ms/call)"
-        )
-    lines.append("")
-    for t in targets:
-        value = "-" if t.value is None else f"{t.value:.2f}"
-        note = f" ({t.note})" if t.note else ""
-        lines.append(f"[{t.status:>4}] {t.name}: {value}{note}")
-    return "\n".join(lines)
-
-
-def model_json(
-    runs: Sequence[Run],
-    cells: Sequence[Cell],
-    model_ratios: Sequence[Ratio],
-    variants: Sequence[Variant],
-    targets: Sequence[Target],
-) -> dict[str, Any]:
-    """Everything measured for one model, for the JSON file."""
+def tables(runs: Sequence[Run], model: str, targets: Sequence[Target]) -> Row:
+    """Every table of one model, and its runs: what the JSON file holds and `render_model`
+    prints."""
+    ratio_rows = ratios(runs)
+    found = {
+        "summary": summarize(runs),
+        "ratios": ratio_rows,
+        "variants": variants(runs),
+        "targets": check_targets(model, ratio_rows, targets),
+    }
     return {
         "runs": [r.as_dict() for r in runs],
-        "summary": [_rounded(asdict(c)) for c in cells],
-        "ratios": [_rounded(asdict(r)) for r in model_ratios],
-        "versus_off": [
-            _rounded({"config": k, "concurrency": n, "over_a": a, "over_b": b, "cpu_us_minus_b": c})
-            for k, n, a, b, c in variants
-        ],
-        "targets": [_rounded(asdict(t)) for t in targets],
+        **{k: list(map(_rounded, v)) for k, v in found.items()},
     }
 
 
-def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
-    """The first column left-aligned, the numbers right-aligned, a rule under the header."""
-    widths = [max(len(v) for v in column) for column in zip(header, *rows, strict=True)]
+def summarize(runs: Sequence[Run]) -> list[Row]:
+    """One row per (configuration, concurrency), by concurrency then configuration: medians
+    over the repetitions, and every wrk error."""
+    rows = []
+    for concurrency, config in sorted({(r.concurrency, r.config) for r in runs}):
+        group = [r for r in runs if (r.concurrency, r.config) == (concurrency, config)]
+        rows.append(
+            {
+                "config": config,
+                "conc": concurrency,
+                "req/s": _median([r.result.requests_per_second for r in group]),
+                "p50 ms": _median([r.result.p50_ms for r in group]),
+                "p99 ms": _median([r.result.p99_ms for r in group]),
+                "cpu us/req": _median([r.cpu_us_per_request for r in group]),
+                "cpu busy": _median([r.cpu_busy for r in group]),
+                "reps": len(group),
+                "errors": sum(r.result.error_count for r in group),
+            }
+        )
+    return rows
+
+
+def ratios(runs: Sequence[Run]) -> list[Row]:
+    """B/A and B/C per concurrency, each the median over the repetitions of that repetition's
+    ratio. A repetition's runs follow one another, so a slow minute of a shared machine weighs on
+    both sides of its ratio; a ratio of medians can pair one side's slow run with the other's
+    fast one. The same for B's CPU per request minus A's."""
+    return [
+        {"conc": n, **{c: _paired(runs, t, b, n, m) for c, (t, b, m) in RATIO_COLUMNS.items()}}
+        for n in sorted({r.concurrency for r in runs})
+    ]
+
+
+def variants(runs: Sequence[Run]) -> list[Row]:
+    """Each configuration beyond A, B and C (B's variants) over A and over B, per concurrency,
+    paired by repetition as `ratios` is."""
+    keys = sorted({(r.concurrency, r.config) for r in runs if r.config not in MAIN_CONFIGS})
+    return [
+        {
+            "config": config,
+            "conc": n,
+            **{c: _paired(runs, config, b, n, m) for c, (b, m) in VARIANT_COLUMNS.items()},
+        }
+        for n, config in keys
+    ]
+
+
+def check_targets(model: str, ratio_rows: Sequence[Row], targets: Sequence[Target]) -> list[Row]:
+    """The targets that apply to `model`, each with its ratio's value and whether it holds
+    ("n/a" when the ratio was not measured)."""
+    at = {row["conc"]: row for row in ratio_rows}
+    verdicts = []
+    for target in targets:
+        if target.models and model not in target.models:
+            continue
+        value = at.get(target.concurrency, {}).get(target.ratio)
+        status = "n/a" if value is None else "pass" if target.holds(value) else "fail"
+        name = f"{target.ratio} {target.op} {target.bound:g} at c={target.concurrency}"
+        verdicts.append({"target": name, "value": value, "status": status})
+    return verdicts
+
+
+def render_model(title: str, tables: Row, floor: Row) -> str:
+    """The printed block for one model: its tables (an empty one left out), floor and targets."""
+    lines = [title, ""]
+    for key in ("summary", "ratios", "variants"):
+        if tables[key]:
+            lines += [*_aligned(tables[key]), ""]
+    for batch in floor["batches"]:
+        lines.append(
+            f"model-only floor ({floor['estimator']}.{floor['method']}), {batch['rows']} row(s): "
+            f"{batch['us_per_row']:.1f} us/row ({batch['ms_per_call']:.3f} ms/call)"
+        )
+    lines.append("")
+    lines += [f"[{v['status']:>4}] {v['target']}: {_fmt(v['value'])}" for v in tables["targets"]]
+    return "\n".join(lines)
+
+
+def _aligned(rows: Sequence[Row]) -> list[str]:
+    """The rows under their headers: the first column left-aligned, the numbers right-aligned."""
+    header = list(rows[0])
+    cells = [
+        [_fmt(value, 1 if key in ONE_DECIMAL else 2) for key, value in r.items()] for r in rows
+    ]
+    widths = [max(len(v) for v in column) for column in zip(header, *cells, strict=True)]
 
     def line(values: list[str]) -> str:
-        first = values[0].ljust(widths[0])
         rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest])
+        return "  ".join([values[0].ljust(widths[0]), *rest])
 
     top = line(header)
-    return [top, "-" * len(top), *(line(row) for row in rows)]
+    return [top, "-" * len(top), *(line(row) for row in cells)]
 
 
 def _paired(
-    runs: Sequence[Run],
-    top: str,
-    bottom: str,
-    concurrency: int,
-    value: Callable[[Run], float | None],
-    compare: Callable[[float, float], float | None],
+    runs: Sequence[Run], top: str, bottom: str, concurrency: int, measure: str
 ) -> float | None:
-    """The median over the repetitions that ran both `top` and `bottom` of `compare` applied to
-    their values; a repetition where either value is missing, or `compare` gives None, is left
-    out."""
+    """The median, over the repetitions that ran both `top` and `bottom`, of their MEASURES'
+    comparison; a repetition where a value is missing or the comparison is None is left out."""
+    value, compare = MEASURES[measure]
     at = {(r.config, r.repetition): r for r in runs if r.concurrency == concurrency}
-    values = []
+    compared = []
     for (config, repetition), run in at.items():
         other = at.get((bottom, repetition))
         if config != top or other is None:
             continue
         mine, theirs = value(run), value(other)
-        if mine is None or theirs is None:
-            continue
-        compared = compare(mine, theirs)
-        if compared is not None:
-            values.append(compared)
-    return float(statistics.median(values)) if values else None
-
-
-def _throughput(run: Run) -> float:
-    return run.result.requests_per_second
-
-
-def _p50(run: Run) -> float:
-    return run.result.p50_ms
-
-
-def _cpu(run: Run) -> float | None:
-    return run.cpu_us_per_request
-
-
-def _ratio(top: float, bottom: float) -> float | None:
-    return top / bottom if bottom else None
-
-
-def _difference(top: float, bottom: float) -> float:
-    return top - bottom
+        if mine is not None and theirs is not None:
+            compared.append(compare(mine, theirs))
+    return _median(compared)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -322,23 +209,11 @@ def _median(values: Sequence[float | None]) -> float | None:
     return float(statistics.median(present)) if present else None
 
 
-def _at_least(name: str, value: float | None, threshold: float, *, missing: str) -> Target:
+def _fmt(value: Any, digits: int = 2) -> str:
     if value is None:
-        return Target(name, None, threshold, "n/a", missing)
-    return Target(name, value, threshold, _status(value >= threshold))
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _status(passed: bool) -> str:
-    return "pass" if passed else "fail"
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _rounded(record: dict[str, Any]) -> dict[str, Any]:
+def _rounded(record: Row) -> Row:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}

@@ -1,19 +1,9 @@
-"""`make bench`: wrk against the service with observability off (A), on (B), and on unbatched (C).
+"""`make bench`: wrk against the service with observability off (A), on (B), on unbatched (C), and
+B's variants; the layout of the tables and the choices behind them are in bench/README.md.
 
     python -m bench.run [--models iris,breast_cancer | --bundle DIR ...] [--concurrency 1,8,64]
         [--duration 10] [--repetitions 3] [--configs A,B,C] [--otlp-sink]
         [--json-out reports/bench.json]
-
-For each model it trains (or takes) a bundle, measures the model-only floor, starts one 1-worker
-service per configuration (pinned to one CPU, wrk to another where there are two), and runs wrk at
-each concurrency: a warm-up per configuration, then the repetitions interleaved A, B, C, A, B, C...
-The three services stay up together, idle but for the one under load, so a slow minute on a shared
-machine hits every configuration alike. It prints one table per model (medians of req/s, p50,
-p99), the ratios B/A and B/C (each the median of the repetitions' own ratios, so a slow minute
-weighs on both sides), the floor and the issue's targets (pass/fail, informational), and
-writes everything as JSON. `--configs` can add B's variants (bench/configs.py: B-traces, B-untraced,
-B-prediction-log, ...), each shown over A and over B: what one part costs under wrk, with the
-server and the network in the path, where `make bench-costs` measures the app alone.
 """
 
 from __future__ import annotations
@@ -21,28 +11,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import environment, report
-from bench.bundles import TrainingError, train_bundle
-from bench.configs import Config, find_configs, service_env
+from bench import machine, report
+from bench.configs import CONTROLLED_PREFIXES, TARGETS, Config, find_configs, service_env
 from bench.cpu import tree_cpu_seconds
-from bench.otlp_sink import OtlpSink, SinkError, running_sink
-from bench.pinning import Pinning, plan_pinning
-from bench.server import Server, start_server
-from bench.wrk import WrkError, WrkResult, ensure_wrk, run_wrk
+from bench.wrk import WrkError, WrkResult, find_wrk, run_wrk
+from tests.support.otlp import OtlpReceiver
+from tests.support.processes import BIN, Service, start_service
 
 DATASETS = ("iris", "breast_cancer")
-STARTUP_ALLOWANCE_SECONDS = 30  # per model: training, the floor, three service starts and stops
+STARTUP_ALLOWANCE_SECONDS = 30  # per model: training, the floor, the services' starts and stops
+READY_TIMEOUT_SECONDS = 120.0
 
 
 class BenchError(Exception):
@@ -69,8 +57,8 @@ class Plan:
     repetitions: int
     floor_calls: int
     wrk: str
-    pinning: Pinning
-    otlp: OtlpSink
+    pinning: machine.Pinning
+    otlp: OtlpReceiver | None
     work: Path
 
 
@@ -78,80 +66,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     try:
         return _run(options)
-    except (BenchError, SinkError, WrkError) as exc:
+    except (BenchError, WrkError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
 
 
 def _run(options: argparse.Namespace) -> int:
-    configs = _configs(options.configs)
-    concurrency = _int_list(options.concurrency, "--concurrency")
-    datasets = _datasets(options)
+    try:
+        configs = find_configs(options.configs)
+        concurrency = [int(part) for part in options.concurrency.split(",") if part.strip()]
+    except ValueError as exc:
+        raise BenchError(f"--configs or --concurrency: {exc}") from None
+    if not concurrency or min(concurrency) < 1:
+        raise BenchError("--concurrency takes positive integers separated by commas")
     for option in ("duration", "repetitions", "floor_calls"):
         if getattr(options, option) < 1:
             raise BenchError(f"--{option.replace('_', '-')} must be at least 1")
-    pinning = plan_pinning()
-    warmup = 0 if options.no_warmup else options.warmup
-    per_model = len(concurrency) * len(configs) * (warmup + options.repetitions * options.duration)
+    if options.warmup < 0:
+        raise BenchError("--warmup must not be negative")
+    datasets = _datasets(options)
+    if not datasets and not options.bundle:
+        raise BenchError("no model: --models names none and no --bundle is given")
+    wrk = find_wrk()
+    # The services inherit this environment plus their configuration's variables: the caller's
+    # own service settings would change every configuration alike, and hide the differences.
+    for key in [k for k in os.environ if k.startswith(CONTROLLED_PREFIXES)]:
+        del os.environ[key]
+    pinning = machine.plan_pinning()
+    if pinning.load_cpu is not None:  # this process (the OTLP sink's thread) sits with wrk
+        os.sched_setaffinity(0, {pinning.load_cpu})
+    warmup = options.warmup  # seconds per configuration and concurrency, unmeasured
     count = len(datasets) + len(options.bundle)
-    estimate = count * (per_model + STARTUP_ALLOWANCE_SECONDS)
+    per_model = len(concurrency) * len(configs) * (warmup + options.repetitions * options.duration)
     print(
         f"bench: {count} model(s) x {len(configs)} configs x {len(concurrency)} concurrencies x "
         f"({options.repetitions} x {options.duration} s + {warmup} s warm-up): "
-        f"about {estimate / 60:.1f} min",
+        f"about {count * (per_model + STARTUP_ALLOWANCE_SECONDS) / 60:.1f} min\n"
+        f"bench: {pinning.note}; 1 worker",
         flush=True,
     )
-    print(f"bench: {pinning.note}; 1 worker", flush=True)
     for config in configs:
         print(f"  {config.key}: {config.description}", flush=True)
-    wrk = ensure_wrk()
     started = datetime.now(UTC)
     with ExitStack() as stack:
-        work = Path(options.work_dir or stack.enter_context(_temp_dir()))
-        models = _prepare_models(datasets, options.bundle, work)
-        otlp = stack.enter_context(running_sink(options.otlp_sink, pinning, work))
-        print(f"bench: traces: {otlp.describe()}", flush=True)
+        work = Path(
+            options.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
+        )
+        otlp = OtlpReceiver(decode=False).start() if options.otlp_sink else None
+        if otlp is not None:
+            stack.callback(otlp.stop)
+        print(f"bench: traces: {_traces(otlp)['mode']}", flush=True)
         plan = Plan(
             configs, concurrency, warmup, options.duration, options.repetitions,
             options.floor_calls, wrk, pinning, otlp, work,
         )  # fmt: skip
-        blocks, results = [], []
-        for model in models:
-            block, result = _bench_model(model, plan)
-            blocks.append(block)
-            results.append(result)
-        otlp_info = otlp.as_dict()
+        models = _prepare_models(datasets, options.bundle, work)
+        blocks, results = zip(*(_bench_model(model, plan) for model in models), strict=True)
+        traces = _traces(otlp)
     print("\n" + "\n\n".join(blocks), flush=True)
-    document = _document(plan, started, otlp_info, results)
-    out = Path(options.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    errors = sum(cell["errors"] for r in results for cell in r["summary"])
-    if errors:
-        print(
-            f"\nbench: WARNING: {errors} wrk errors (the errors column): those cells mean nothing"
-        )
-    received = otlp_info["received"]
-    if received:
-        print(
-            f"\nbench: the OTLP sink received {received['requests']} export requests "
-            f"({received['bytes']} bytes)"
-        )
-    print(f"\nbench: results in {out}", flush=True)
-    return 0
-
-
-def _document(
-    plan: Plan, started: datetime, traces: dict[str, Any], models: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The JSON results: settings, commit, machine, and per model every run and summary."""
-    return {
-        "schema": 1,
+    document = {
+        "schema": 2,
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": environment.git_state(),
-        "machine": environment.machine(),
-        "pinning": plan.pinning.as_dict(),
+        **machine.describe(pinning),
         "workers": 1,
         "load_generator": {"tool": "wrk", "threads": 1, "request": "one-row POST /v1/predict"},
         "settings": {
@@ -161,11 +138,35 @@ def _document(
             "concurrency": plan.concurrency,
             "floor_calls": plan.floor_calls,
         },
-        "configs": {
-            c.key: {"description": c.description, "env": dict(c.env)} for c in plan.configs
-        },
+        "configs": {c.key: {"description": c.description, "env": dict(c.env)} for c in configs},
+        "targets": [asdict(t) for t in TARGETS],
         "traces": traces,
-        "models": models,
+        "models": list(results),
+    }
+    out = Path(options.json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    errors = sum(row["errors"] for r in results for row in r["summary"])
+    if errors:
+        print(
+            f"\nbench: WARNING: {errors} wrk errors (the errors column): those cells mean nothing"
+        )
+    if traces["received"]:
+        received = traces["received"]
+        print(
+            f"\nbench: the OTLP sink received {received['requests']} exports, {received['bytes']} B"
+        )
+    print(f"\nbench: results in {out}", flush=True)
+    return 0
+
+
+def _traces(otlp: OtlpReceiver | None) -> dict[str, Any]:
+    """Where the traced configurations' spans went, and what the sink received."""
+    if otlp is None:
+        return {"mode": "no OTLP endpoint (spans recorded, not exported)", "received": None}
+    return {
+        "mode": f"exported to a local OTLP/HTTP sink at {otlp.endpoint}",
+        "received": {"requests": otlp.requests, "bytes": otlp.bytes},
     }
 
 
@@ -178,8 +179,6 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
     runs: list[report.Run] = []
     with ExitStack() as stack:
         servers = _start_servers(model, plan, stack)
-        for server in servers.values():
-            server.wait_ready()
         for connections in plan.concurrency:
             for config in plan.configs if plan.warmup else ():
                 result, _ = _wrk_run(plan, servers[config.key], model, connections, plan.warmup)
@@ -196,39 +195,36 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
                         flush=True,
                     )
                     _report_errors(model, config, connections, f"rep {repetition}", result)
-    cells = report.summarize(runs)
-    ratios = report.ratios(runs)
-    variants = report.versus_off(runs)
-    targets = report.check_targets(ratios, floor["estimator"])
+    tables = report.tables(runs, model.name, TARGETS)
     title = (
         f"== {model.name}: {floor['estimator']} ({model.bundle})\n"
         f"   1 worker; {plan.pinning.note}; medians of {plan.repetitions} x {plan.duration} s "
-        f"wrk runs per cell; traces: {plan.otlp.mode}"
+        f"wrk runs per cell; traces: {_traces(plan.otlp)['mode']}"
     )
-    block = report.render_model(title, cells, ratios, variants, targets, floor)
-    record = {
-        "name": model.name,
-        "bundle": str(model.bundle),
-        "estimator": floor["estimator"],
-        "floor": floor,
-        **report.model_json(runs, cells, ratios, variants, targets),
-    }
-    return block, record
+    record = {"name": model.name, "bundle": str(model.bundle), "floor": floor, **tables}
+    return report.render_model(title, tables, floor), record
 
 
 def _wrk_run(
-    plan: Plan, server: Server, model: Model, connections: int, seconds: int
+    plan: Plan, server: Service, model: Model, connections: int, seconds: int
 ) -> tuple[WrkResult, float | None]:
     """One wrk run against `server`, and the CPU seconds the service spent meanwhile."""
-    server.check_alive()
-    before = tree_cpu_seconds(server.proc.pid)
+    _check_alive(server)
+    before = tree_cpu_seconds(server.pid)
     result = run_wrk(
         plan.wrk, f"{server.url}/v1/predict", model.body_file,
         connections=connections, seconds=seconds, pin=plan.pinning.load(),
     )  # fmt: skip
-    after = tree_cpu_seconds(server.proc.pid)
-    server.check_alive()
+    after = tree_cpu_seconds(server.pid)
+    _check_alive(server)
     return result, None if before is None or after is None else after - before
+
+
+def _check_alive(server: Service) -> None:
+    if server.proc.poll() is not None:
+        raise BenchError(
+            f"a service exited with {server.proc.returncode}:\n{server.output()[-3000:]}"
+        )
 
 
 def _report_errors(
@@ -243,27 +239,30 @@ def _report_errors(
         )
 
 
-def _start_servers(model: Model, plan: Plan, stack: ExitStack) -> dict[str, Server]:
-    """One service per configuration, alive for the model's runs so runs can interleave (started,
-    not yet ready)."""
+def _start_servers(model: Model, plan: Plan, stack: ExitStack) -> dict[str, Service]:
+    """One ready service per configuration, alive for all the model's runs so runs interleave:
+    a slow minute on a shared machine then hits every configuration alike."""
     servers = {}
+    endpoint = plan.otlp.endpoint if plan.otlp else None
     for config in plan.configs:
-        env = service_env(os.environ, config, plan.otlp.endpoint)
         log = plan.work / "logs" / f"{model.name}-{config.key}.log"
-        server = start_server(model.bundle, log, env, pin=plan.pinning.server())
+        try:
+            server = start_service(
+                model.bundle, log, env=service_env(config, endpoint),
+                ready_timeout=READY_TIMEOUT_SECONDS, prefix=plan.pinning.server(),
+            )  # fmt: skip
+        except (RuntimeError, TimeoutError) as exc:
+            raise BenchError(f"{model.name} {config.key}: {exc}") from None
         stack.callback(server.stop)
         servers[config.key] = server
     return servers
 
 
 def _floor(model: Model, calls: int, pin: Sequence[str]) -> dict[str, Any]:
-    """The model-only floor, measured in a fresh process (pinned by `pin`)."""
-    command = [
-        *pin, sys.executable, "-m", "bench.floor", str(model.bundle),
-        "--calls", str(calls),
-    ]  # fmt: skip
+    """The model-only floor (bench/floor.py), measured in a fresh process pinned by `pin`."""
+    command = [*pin, sys.executable, "-m", "bench.floor", str(model.bundle), "--calls", str(calls)]
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=environment.REPO
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=machine.REPO
     )
     if done.returncode != 0:
         raise BenchError(f"the model-only floor failed for {model.bundle}:\n{done.stderr}")
@@ -272,14 +271,17 @@ def _floor(model: Model, calls: int, pin: Sequence[str]) -> dict[str, Any]:
 
 
 def _prepare_models(datasets: Sequence[str], bundles: Sequence[str], work: Path) -> list[Model]:
+    """The datasets' bundles, trained by `lucidserve train`, then the given bundles."""
     models = []
     for dataset in datasets:
         out = work / "models" / dataset
         print(f"bench: training {dataset} into {out}", flush=True)
-        try:
-            train_bundle(dataset, out)
-        except TrainingError as exc:
-            raise BenchError(str(exc)) from None
+        done = subprocess.run(
+            [str(BIN / "lucidserve"), "train", "--dataset", dataset, "--out", str(out)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BenchError(f"training {dataset} failed:\n{done.stderr}")
         models.append(_model(dataset, out, work))
     for bundle in bundles:
         path = Path(bundle).resolve()
@@ -305,22 +307,6 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     return Model(name=name, bundle=bundle, body_file=body_file)
 
 
-@contextmanager
-def _temp_dir() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="lucidserve-bench-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _configs(text: str) -> list[Config]:
-    try:
-        return find_configs(text)
-    except ValueError as exc:
-        raise BenchError(f"--configs: {exc}") from None
-
-
 def _datasets(options: argparse.Namespace) -> list[str]:
     if options.models is None:
         return [] if options.bundle else list(DATASETS)
@@ -329,16 +315,6 @@ def _datasets(options: argparse.Namespace) -> list[str]:
     if unknown:
         raise BenchError(f"--models takes some of {','.join(DATASETS)}; got {', '.join(unknown)}")
     return names
-
-
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise BenchError(f"{option} takes positive integers separated by commas; got {text!r}")
-    return values
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -351,14 +327,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--configs",
         default="A,B,C",
-        help="configurations to run (default A,B,C); also B's variants, e.g. B-traces, B-untraced: "
-        "each is then shown over A and over B",
+        help="configurations to run (default A,B,C); also B's variants (bench/configs.py, e.g. "
+        "B-traces, B-untraced; `variants` for all), each shown over A and over B",
     )
     parser.add_argument("--concurrency", default="1,8,64", help="wrk connections (default 1,8,64)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--repetitions", type=int, default=3, help="runs per cell (default 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds (default 2)")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="warm-up seconds (default 2; 0: none)"
+    )
     parser.add_argument("--floor-calls", type=int, default=200, help="timed model-only calls")
     parser.add_argument("--otlp-sink", action="store_true", help="export traces to a local sink")
     parser.add_argument("--json-out", default="reports/bench.json", help="the JSON results file")

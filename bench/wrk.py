@@ -1,15 +1,14 @@
-"""wrk, the load generator: installing it when absent, one run, and its result line."""
+"""wrk, the load generator: one run, and the result line that predict.lua prints."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from bench.debian import MissingCommandError, ensure_command
 
 LUA_SCRIPT = Path(__file__).with_name("predict.lua")
 RESULT_PREFIX = "BENCH_RESULT "
@@ -18,7 +17,7 @@ ERROR_KINDS = ("connect", "read", "write", "status", "timeout")
 
 
 class WrkError(Exception):
-    """wrk is missing and cannot be installed, or a run produced no result."""
+    """wrk is missing, or a run produced no result."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,12 @@ class WrkResult:
         return sum(self.errors.values())
 
 
-def ensure_wrk() -> str:
-    """The path of wrk, installed with apt-get first when it is missing and we may install."""
-    try:
-        return ensure_command("wrk", "wrk")
-    except MissingCommandError as exc:
-        raise WrkError(str(exc)) from None
+def find_wrk() -> str:
+    """The path of wrk (a Debian package listed in scripts/system-packages.txt)."""
+    found = shutil.which("wrk")
+    if not found:
+        raise WrkError("wrk is not installed: `make system-deps` installs it")
+    return found
 
 
 def run_wrk(

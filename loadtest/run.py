@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bench.server import ServerError, start_server
+from tests.support.processes import start_service
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -64,13 +63,12 @@ def _target(options: argparse.Namespace, out: Path) -> Iterator[str]:
     if options.url:
         yield options.url.rstrip("/")
         return
-    server = start_server(
-        Path(options.model_dir), out / "service.log", os.environ, workers=options.workers
-    )
     try:
-        server.wait_ready()
-    except ServerError as exc:
-        server.stop()
+        server = start_service(
+            Path(options.model_dir).resolve(), out / "service.log", workers=options.workers,
+            ready_timeout=120.0,
+        )  # fmt: skip
+    except (RuntimeError, TimeoutError) as exc:
         raise SystemExit(f"the local service did not start: {exc}") from None
     try:
         print(f"local service on {server.url} (log: {server.log_path})", flush=True)

@@ -30,10 +30,17 @@ class ReceivedSpan:
 
 @dataclass
 class OtlpReceiver:
-    """Receives POST /v1/traces on 127.0.0.1; `spans` holds everything received so far."""
+    """Receives POST /v1/traces on 127.0.0.1; `spans` holds everything received so far.
+
+    `requests` and `bytes` count the exports; with `decode=False` (`make bench --otlp-sink`, whose
+    long runs would pile up millions of spans) that is all it keeps.
+    """
 
     port: int = field(default_factory=free_port)
+    decode: bool = True
     spans: list[ReceivedSpan] = field(default_factory=list)
+    requests: int = 0
+    bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -47,10 +54,11 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportTraceServiceRequest.FromString(body)
-                receiver._add(request)
+                receiver._count(len(body))
+                if receiver.decode:
+                    if self.headers.get("content-encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    receiver._add(ExportTraceServiceRequest.FromString(body))
                 reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
@@ -77,6 +85,11 @@ class OtlpReceiver:
     def snapshot(self) -> list[ReceivedSpan]:
         with self._lock:
             return list(self.spans)
+
+    def _count(self, size: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes += size
 
     def _add(self, request: ExportTraceServiceRequest) -> None:
         received = []

@@ -1,4 +1,7 @@
-"""Real processes for tests: free ports, readiness polls, and stops by the process's own id."""
+"""Real processes for tests: free ports, readiness polls, and stops by the process's own id.
+
+Also the one way `make bench` and `make loadtest` start a local service (`start_service`).
+"""
 
 from __future__ import annotations
 
@@ -116,16 +119,22 @@ def start_service(
     model_dir: Path,
     log_path: Path,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     ready_timeout: float = 60.0,
+    prefix: Sequence[str] = (),
 ) -> Service:
-    """Start `lucidserve serve` on a free loopback port and wait until /readyz answers 200."""
+    """Start `lucidserve serve` on a free loopback port and wait until /readyz answers 200.
+
+    `workers=None` leaves the count to the server (ready once one worker is warm); `prefix` goes
+    before the command (the benchmark's `taskset -c N`, which execs: the pid is the server's).
+    """
     port = free_port()
     argv = [
-        str(BIN / "lucidserve"), "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--model-dir", str(model_dir), "--workers", str(workers), *extra_args,
+        *prefix, str(BIN / "lucidserve"), "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--model-dir", str(model_dir), *(["--workers", str(workers)] if workers else []),
+        *extra_args,
     ]  # fmt: skip
     base = start_process(argv, log_path, env=env, name="lucidserve")
     url = f"http://127.0.0.1:{port}"
@@ -137,7 +146,7 @@ def start_service(
             raise RuntimeError(f"service exited early:\n{service.output()[-4000:]}")
         # Every worker logs `model_ready` once warm; any of them may answer the next request.
         warm = service.output().count('"event":"model_ready"')
-        return warm >= workers and service.client.get("/readyz").status_code == 200
+        return warm >= (workers or 1) and service.client.get("/readyz").status_code == 200
 
     try:
         wait_until(ready, timeout=ready_timeout, what=f"{url}/readyz")

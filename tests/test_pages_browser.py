@@ -94,9 +94,7 @@ def test_try_it_out_on_predict_returns_200_with_predictions(
     assert '"model_name": "iris"' in body
 
 
-def test_redoc_renders_the_operations(
-    service: Service, browser: WebDriver, tmp_path: Path
-) -> None:
+def test_redoc_renders_the_operations(service: Service, browser: WebDriver, tmp_path: Path) -> None:
     browser.get(f"{service.url}/redoc")
     wait_for(
         browser,

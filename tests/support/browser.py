@@ -28,6 +28,7 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--hide-scrollbars",
 )
 WAIT_SECONDS = 30.0
 
@@ -63,10 +64,14 @@ def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], what: 
 
 
 def full_page_screenshot(driver: WebDriver, path: Path) -> Path:
-    """Save a PNG of the whole page (the window resized to the document's height)."""
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    width = int(driver.execute_script("return document.documentElement.scrollWidth"))
-    driver.set_window_size(width, height)
+    """Save a PNG of the whole document: the viewport is set to the document's size first."""
+    size = driver.execute_script(
+        "const e = document.documentElement; return [e.scrollWidth, e.scrollHeight];"
+    )
+    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": int(size[0]), "height": int(size[1]), "deviceScaleFactor": 1, "mobile": False},
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path

@@ -47,6 +47,11 @@ def test_docs_assets_are_swagger_ui_and_redoc_from_the_service(service: Service)
     assert "/docs-assets/redoc.standalone.js" in service.client.get("/redoc").text
     script = service.client.get("/docs-assets/swagger-ui-bundle.js")
     assert "SwaggerUIBundle" in script.text
+    assert script.headers["cache-control"] == "public, max-age=86400"
+    assert service.client.get("/docs-assets/core.py").status_code == 404
+    assert service.client.get("/docs-assets/..%2Fcore.py").status_code == 404
+    metrics = service.client.get("/metrics").text
+    assert 'http_route="/docs-assets/{name}"' in metrics
 
 
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc", "/"])
@@ -59,9 +64,11 @@ def test_documentation_and_the_model_page_need_a_key_when_keys_are_set(
     assert keyed_service.client.get(path, headers=bearer).status_code == 200
 
 
-def test_probes_need_no_key_when_keys_are_set(keyed_service: Service) -> None:
-    assert keyed_service.client.get("/healthz").status_code == 200
-    assert keyed_service.client.get("/readyz").status_code == 200
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/docs-assets/swagger-ui.css"])
+def test_probes_metrics_and_assets_need_no_key_when_keys_are_set(
+    keyed_service: Service, path: str
+) -> None:
+    assert keyed_service.client.get(path).status_code == 200
 
 
 def test_docs_switched_off_are_gone_and_unlinked(

@@ -10,15 +10,18 @@ names every feature) is not public. `LUCIDSERVE_DOCS_ENABLED=false` removes all 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 
-ASSETS_PACKAGE = ("fastapi_offline", "static")
+from lucidserve.api.errors import ApiError
+
 ASSETS_URL = "/docs-assets"
+ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 OPENAPI_URL = "/openapi.json"
 
 
@@ -26,8 +29,32 @@ def install_documentation(
     app: FastAPI, openapi: Callable[[], dict[str, Any]], guards: Sequence[Any]
 ) -> None:
     """Add /openapi.json, /docs, /redoc (behind `guards`) and their static assets to `app`."""
-    app.mount(ASSETS_URL, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
     app.include_router(documentation_router(app.title, openapi, guards))
+    app.include_router(assets_router())
+
+
+def assets_router() -> APIRouter:
+    """GET ASSETS_URL/{name}: the viewers' files from the fastapi-offline package, public.
+
+    A route rather than a static mount, so requests are recorded under their route template (a
+    mount leaves them `unmatched`), and only the four known files are ever served.
+    """
+    directory = Path(str(resources.files("fastapi_offline") / "static"))
+    files = {name: directory / name for name in ASSETS}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise RuntimeError(f"fastapi-offline's documentation assets are missing: {missing}")
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(ASSETS_URL + "/{name}")
+    async def asset(name: str) -> FileResponse:
+        path = files.get(name)
+        if path is None:
+            raise ApiError(404, "not_found", f"No documentation asset {name!r}.")
+        # The files change only with the pinned package: a day's caching saves 2.8 MB a visit.
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+    return router
 
 
 def documentation_router(

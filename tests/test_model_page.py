@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
+from lucidserve.api.pages import CachedPage
 from lucidserve.bundle.card import FeatureSpec, ModelCard, ValueRange
 from lucidserve.bundle.reference import PREDICTION
 from lucidserve.observability.metrics import LATENCY_BUCKETS
@@ -149,3 +150,20 @@ def test_a_quantile_in_the_inf_bucket_is_the_highest_finite_bound() -> None:
 def test_no_requests_no_quantile() -> None:
     assert RouteTraffic("r").quantile(0.5) is None
     assert RouteTraffic("r").error_ratio is None
+
+
+def test_a_built_page_is_served_until_it_is_older_than_the_cache_time() -> None:
+    now = [100.0]
+    builds: list[float] = []
+
+    def build() -> bytes:
+        builds.append(now[0])
+        return f"page {len(builds)}".encode()
+
+    cache = CachedPage(build, 5.0, lambda: now[0])
+    assert cache.get() == b"page 1"
+    now[0] = 104.9
+    assert cache.get() == b"page 1"
+    now[0] = 105.0
+    assert cache.get() == b"page 2"
+    assert builds == [100.0, 105.0]

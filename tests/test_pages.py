@@ -86,13 +86,8 @@ def test_docs_switched_off_are_gone_and_unlinked(
     assert 'href="/v1/model"' in page
 
 
-def test_the_model_page_is_cached_for_a_few_seconds(service: Service) -> None:
-    first = service.client.get("/")
-    service.client.post("/v1/predict", json={"samples": as_samples(iris_rows(5, seed=1))})
-    second = service.client.get("/")
-    assert first.headers["cache-control"] == "private, max-age=5"
-    built = re.compile(r"Built [^;]+;")
-    assert built.findall(first.text) == built.findall(second.text)
+def test_the_model_page_may_be_cached_by_the_browser_for_five_seconds(service: Service) -> None:
+    assert service.client.get("/").headers["cache-control"] == "private, max-age=5"
 
 
 @pytest.mark.skipif(not worker_connections.available(), reason="needs Linux /proc")

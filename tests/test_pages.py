@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import worker_connections
 from tests.support.iris_traffic import as_samples, iris_rows
+from tests.support.models import package_mixed_model, package_text_model
 from tests.support.processes import Service, start_service
 
 KEY = "page-test-key"
@@ -121,3 +123,23 @@ def test_openapi_document_needs_no_key_without_keys(service: Service) -> None:
     response = httpx.get(f"{service.url}/openapi.json")
     assert response.status_code == 200
     assert "sepal_length" in response.text
+
+
+@pytest.mark.parametrize("package", [package_text_model, package_mixed_model])
+def test_the_model_page_shows_text_and_category_features(package: Any, tmp_path: Path) -> None:
+    bundle = package(tmp_path)
+    # Both are joblib/pickle bundles, served only when the operator allows it.
+    service = start_service(
+        bundle, tmp_path / "service.log", env={"LUCIDSERVE_ALLOW_PICKLE": "true"}
+    )
+    try:
+        card = service.client.get("/v1/model").json()
+        page = service.client.get("/")
+    finally:
+        service.stop()
+    assert page.status_code == 200
+    for feature in card["features"]:
+        assert f'data-feature="{feature["name"]}"' in page.text
+        for category in feature["categories"] or []:
+            assert f"<code>{category}</code>" in page.text
+    assert 'data-feature="__prediction__"' in page.text

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PYTEST_RUNNER ?= $(BIN)/pytest
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run train test lint typecheck pytest system-deps bench bench-costs loadtest dashboards clean
+.PHONY: help install run train test lint typecheck pytest system-deps bench bench-costs loadtest dashboards screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ lock: ## re-resolve the lock files after changing pyproject.toml
 
 clean: ## remove the environment, models and reports
 	rm -rf $(VENV) $(VENV)-uv models reports .pytest_cache .mypy_cache .ruff_cache
+
+screenshots: install system-deps ## the model page of a real server with traffic, in headless Chromium: docs/images/model-page.png
+	$(BIN)/python -m tests.support.screenshots --out docs/images/model-page.png
 
 dashboards: install ## regenerate grafana/dashboards/*.json and the k8s dashboard ConfigMaps and PrometheusRule
 	$(BIN)/python -m grafana.generator

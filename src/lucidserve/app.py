@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,10 +25,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from starlette.middleware.cors import CORSMiddleware
 
 from lucidserve import __version__
+from lucidserve.api.documentation import install_documentation
 from lucidserve.api.drift import drift_router
 from lucidserve.api.errors import install_error_handlers
 from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
+from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
 from lucidserve.api.security import api_key_dependencies
 from lucidserve.bundle.card import ModelCard
@@ -48,9 +51,14 @@ from lucidserve.settings import Settings
 logger = logging.getLogger("lucidserve")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ASGI application for the bundle in `settings.model_dir`."""
+def create_app(settings: Settings | None = None, *, started_at: float | None = None) -> FastAPI:
+    """The ASGI application for the bundle in `settings.model_dir`.
+
+    `started_at` is when the server started (gunicorn's master, for every worker it forks): the
+    model page's request rates count from there. By default, now.
+    """
     settings = settings or Settings()
+    started_at = time.time() if started_at is None else started_at
     card = read_card(settings.model_dir)
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
@@ -88,6 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=card.description or "Predictions from a scikit-learn model.",
         lifespan=lifespan,
+        # The documentation routes are added below, with local assets and the API key guards.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         telemetry={
             "tracer_provider": provider,
             "tracing": provider is not None,
@@ -105,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model_router(runtime, guards))
     app.include_router(drift_router(runtime.drift, guards))
     app.include_router(health_router(runtime, exposition))
+    app.include_router(model_page_router(runtime, exposition, guards, started_at=started_at))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -122,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     _document_request_schema(app, schemas.openapi_components)
+    if settings.docs_enabled:
+        install_documentation(app, app.openapi, guards)
     return app
 
 

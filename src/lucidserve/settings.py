@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     api_keys_file: Path | None = None
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    docs_enabled: bool = True
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -37,6 +38,8 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = workers
+        # Set in the master, so every worker (a restarted one too) counts rates from here.
+        self.started_at = time.time()
         super().__init__()
 
     def load_config(self) -> None:
@@ -66,7 +69,7 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from lucidserve.app import create_app
 
-        app = create_app(self.settings)
+        app = create_app(self.settings, started_at=self.started_at)
         metrics = app.state.runtime.metrics
         if metrics is not None:
             _pipeline.count_drops(metrics.log_records_dropped.inc)

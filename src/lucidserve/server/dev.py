@@ -12,5 +12,5 @@ from lucidserve.settings import Settings
 def create_dev_app() -> FastAPI:
     """The app from environment settings, with JSON logging set up in this process."""
     settings = Settings()
-    configure_logging(settings.log_level, asynchronous=False)
-    return create_app(settings)
+    pipeline = configure_logging(settings.log_level, asynchronous=False)
+    return create_app(settings, log_pipeline=pipeline)

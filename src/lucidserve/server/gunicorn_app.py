@@ -18,8 +18,6 @@ from lucidserve.observability.logging import ForwardToRoot, LogPipeline, configu
 from lucidserve.server import multiprocess
 from lucidserve.settings import Settings
 
-_pipeline = LogPipeline()
-
 
 class JsonGunicornLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, forwarding to the root JSON handler; its access log is off."""
@@ -40,6 +38,8 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
         self.workers = workers
         # Set in the master, so every worker (a restarted one too) counts rates from here.
         self.started_at = time.time()
+        # This worker's logging, set up after the fork (this object is the worker's own copy).
+        self.log_pipeline: LogPipeline | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -58,7 +58,7 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
             "loglevel": s.log_level.lower(),
             "post_fork": self._post_fork,
             "worker_connections": s.max_connections,
-            "worker_exit": _worker_exit,
+            "worker_exit": self._worker_exit,
             "child_exit": _child_exit,
         }
         if s.worker_tmp_dir is not None:
@@ -69,24 +69,19 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from lucidserve.app import create_app
 
-        app = create_app(self.settings, started_at=self.started_at)
-        metrics = app.state.runtime.metrics
-        if metrics is not None:
-            _pipeline.count_drops(metrics.log_records_dropped.inc)
-        return app
+        return create_app(self.settings, started_at=self.started_at, log_pipeline=self.log_pipeline)
 
     def _post_fork(self, server: Any, worker: Any) -> None:
-        global _pipeline
-        _pipeline = configure_logging(
+        self.log_pipeline = configure_logging(
             self.settings.log_level,
             asynchronous=True,
             max_queued_lines=self.settings.log_queue_max_lines,
         )
 
-
-def _worker_exit(server: Any, worker: Any) -> None:
-    logging.getLogger("lucidserve").info("worker exiting", extra={"event": "worker_exit"})
-    _pipeline.close()
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        logging.getLogger("lucidserve").info("worker exiting", extra={"event": "worker_exit"})
+        if self.log_pipeline is not None:
+            self.log_pipeline.close()
 
 
 def _child_exit(server: Any, worker: Any) -> None:

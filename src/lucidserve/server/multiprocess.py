@@ -39,10 +39,21 @@ def disable() -> None:
     os.environ.pop(ENV, None)
 
 
+def shared_directory() -> Path | None:
+    """The directory this process shares metrics through, or None with one worker.
+
+    The only read of the variable: prometheus_client chose its mode from it at import, and
+    everything else (the observability object, the drift window, the master's clean-up) follows
+    this answer.
+    """
+    shared = os.environ.get(ENV)
+    return Path(shared) if shared else None
+
+
 def worker_exited(pid: int) -> None:
     """Forget a dead worker's live gauges; fold its counts into the archive (none are lost)."""
-    shared = os.environ.get(ENV)
-    if not shared:
+    shared = shared_directory()
+    if shared is None:
         return
     from prometheus_client import multiprocess
 
@@ -50,6 +61,6 @@ def worker_exited(pid: int) -> None:
 
     try:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-        compact_dead_worker(Path(shared), pid)
+        compact_dead_worker(shared, pid)
     except FileNotFoundError:
         pass  # at shutdown the last workers may be reaped after the temp directory is removed

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,17 +57,18 @@ def build_observability(
     *,
     shared_directory: Path | None,
     events: EventSink | None,
+    clock: Callable[[], float] = time.time,
 ) -> Observability:
     """The process's observability: off, one process, or one of several workers sharing
     `shared_directory` (server/multiprocess.py decides); event lines go to `events` (the log
-    pipeline's sink; None: through `logging`)."""
+    pipeline's sink; None: through `logging`). `clock` is the drift window's."""
     if not settings.metrics_enabled:
         return Observability(settings, card, events)
     # `*_created` series double the exposition and no dashboard or rule reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     if shared_directory is None:
-        return ProcessObservability(settings, card, events)
-    return PooledObservability(settings, card, events, shared_directory)
+        return ProcessObservability(settings, card, events, clock)
+    return PooledObservability(settings, card, events, clock, shared_directory)
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,15 @@ class Observability:
 class ProcessObservability(Observability):
     """Metrics in this process's registry; exemplars go with each observation."""
 
-    def __init__(self, settings: Settings, card: ModelCard, events: EventSink | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        card: ModelCard,
+        events: EventSink | None,
+        clock: Callable[[], float],
+    ) -> None:
         super().__init__(settings, card, events)
+        self._clock = clock
         self.exposition = CollectorRegistry()
         self._metrics = m = build_metrics(self._metrics_registry(), card.name, card.version)
         self._request_duration = m.request_duration
@@ -227,6 +235,7 @@ class ProcessObservability(Observability):
             model=(self.card.name, self.card.version),
             count_cells=self._drift_counts,
             window_dir=self._drift_window_dir(),
+            clock=self._clock,
         )
 
     def _drift_counts(self, cells: Sequence[tuple[str, str]]) -> CellCounts:
@@ -333,11 +342,12 @@ class PooledObservability(ProcessObservability):
         settings: Settings,
         card: ModelCard,
         events: EventSink | None,
+        clock: Callable[[], float],
         shared_directory: Path,
     ) -> None:
         self._shared = shared_directory
         self._exemplars = ExemplarStore(shared_directory)
-        super().__init__(settings, card, events)
+        super().__init__(settings, card, events, clock)
         assert self.exposition is not None
         self.exposition.register(PooledCollector(shared_directory))
 

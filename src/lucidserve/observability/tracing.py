@@ -184,8 +184,10 @@ class EdgeSampledApp(FastAPI):
     every request (`make bench-costs`, B-untraced against B without traces). Here the request is
     marked before that, the way FastAPI marks an excluded one (`scope["fastapi.telemetry"] = None`,
     which its dispatch reads as "observed elsewhere or excluded"), and FastAPI serves it as if
-    telemetry were off. tests/test_tracing.py checks end to end that an unsampled request makes no
-    span while a sampled caller's trace is continued.
+    telemetry were off. This is the one place that relies on that FastAPI internal:
+    tests/test_library_contracts.py names FastAPI if an upgrade stops honouring it, and
+    tests/test_tracing.py checks end to end that an unsampled request makes no span while a
+    sampled caller's trace is continued.
     """
 
     skip_tracing: Callable[[MutableMapping[str, Any]], bool] | None = None

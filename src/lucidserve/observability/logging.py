@@ -48,7 +48,8 @@ class TraceContextFilter(logging.Filter):
 
 
 class _EnqueueAsIs(logging.handlers.QueueHandler):
-    """A QueueHandler that skips the per-record copy and pre-formatting; exc_info is kept."""
+    """A QueueHandler that queues the record itself (no copy, no pre-formatting; exc_info is
+    kept), to be rendered on the writer thread by the reference formatter."""
 
     def prepare(self, record: logging.LogRecord) -> Any:
         return QueuedRecord(record)

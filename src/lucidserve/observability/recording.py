@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Gauge, Histogram, disable_created_metrics
 from starlette.types import Scope
 
 from lucidserve.bundle.card import ModelCard
@@ -213,6 +213,11 @@ class ProcessObservability(Observability):
         self._metrics = m = build_metrics(self._metrics_registry(), card.name, card.version)
         self._request_duration = m.request_duration
         self._active = m.active_requests
+        # The request's label children, by the values the request gives. prometheus_client's
+        # labels() keeps them too, but validates and takes a lock on every call: 1.5 to 3 µs,
+        # three times a request, which `make bench` shows as B's CPU per request.
+        self._durations: dict[tuple[str, str, int], Histogram] = {}
+        self._actives: dict[str, Gauge] = {}
         # Only a declared class is ever a label value: a regressor's values, or a label the model
         # was not declared with, never make a series (and every class's series starts at 0).
         model = (card.name, card.version)
@@ -253,14 +258,16 @@ class ProcessObservability(Observability):
         child.observe(seconds, {"trace_id": trace_id})
 
     def request_started(self, method: str) -> None:
-        self._active.labels(method).inc()
+        self._active_child(method).inc()
 
     def record_request(
         self, scope: Scope, method: str, route: str, status: int, seconds: float, request_id: str
     ) -> None:
-        self._active.labels(method).dec()
-        code = str(status)
-        child = self._request_duration.labels(method, route, code)
+        self._active_child(method).dec()
+        key = (method, route, status)
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = self._request_duration.labels(method, route, status)
         trace_id = sampled_trace_id()
         if trace_id is None:
             child.observe(seconds)
@@ -268,10 +275,16 @@ class ProcessObservability(Observability):
             labels = {
                 "http_request_method": method,
                 "http_route": route,
-                "http_response_status_code": code,
+                "http_response_status_code": str(status),
             }
             self._exemplify(child, REQUEST_DURATION, labels, seconds, trace_id)
         super().record_request(scope, method, route, status, seconds, request_id)
+
+    def _active_child(self, method: str) -> Gauge:
+        child = self._actives.get(method)
+        if child is None:
+            child = self._actives[method] = self._active.labels(method)
+        return child
 
     def record_predictions(
         self,

@@ -47,6 +47,7 @@ PUBLISHING_EVENTS = {"push to main", "version tag"}
 ZIZMOR = "zizmor==1.32.0"
 ACTIONLINT = REPO / "tools" / "actionlint"
 DIGEST = "sha256:" + "ab" * 32
+PUSH_SCRIPT = ".github/scripts/push-scanned-image.sh"
 PINNED_USES = re.compile(
     r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?)@(?P<sha>[0-9a-f]{40})$"
 )
@@ -67,6 +68,13 @@ def the_step(job_id: str, action: str) -> dict[str, Any]:
     steps = steps_using(JOBS[job_id], action)
     assert len(steps) == 1, f"{job_id} should use {action} once, uses it {len(steps)} times"
     return dict(steps[0])
+
+
+def job_pushes_image(job: Mapping[str, Any]) -> bool:
+    """A pushing build-push-action, or a step running the script that pushes the scanned image."""
+    return any(pushes_image(step) for step in steps_using(job, "docker/build-push-action")) or any(
+        PUSH_SCRIPT in str(step.get("run", "")) for step in job.get("steps", [])
+    )
 
 
 def named_step(job_id: str, name: str) -> dict[str, Any]:
@@ -251,11 +259,7 @@ def test_the_coverage_report_is_uploaded_even_when_tests_fail() -> None:
 
 
 def test_images_are_pushed_only_for_main_and_version_tags() -> None:
-    pushing_jobs = {
-        job_id
-        for job_id, job in JOBS.items()
-        if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action"))
-    }
+    pushing_jobs = {job_id for job_id, job in JOBS.items() if job_pushes_image(job)}
     assert pushing_jobs, "the pipeline publishes an image"
     for job_id in pushing_jobs:
         events = {event for event in EVENTS if job_runs(job_id, event)}
@@ -277,14 +281,38 @@ def test_nothing_is_published_before_the_tests_and_the_scan_pass() -> None:
     assert JOBS["scan"]["needs"] == "build"
 
 
-def test_the_published_image_has_provenance_and_sbom_and_a_signed_attestation() -> None:
-    push = the_step("publish", "docker/build-push-action")
-    assert push["with"]["provenance"] == "mode=max"
-    assert push["with"]["sbom"] is True
-    assert "type=gha" in push["with"]["cache-from"]
-    attest = the_step("publish", "actions/attest")
-    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
-    assert attest["with"]["push-to-registry"] is True
+def test_publish_pushes_the_archive_the_scan_job_scanned_not_a_rebuild() -> None:
+    publish = JOBS["publish"]
+    assert steps_using(publish, "docker/build-push-action") == []
+    scanned = {
+        step["with"]["input"] for step in steps_using(JOBS["scan"], "aquasecurity/trivy-action")
+    }
+    assert scanned == {"${{ runner.temp }}/image/lucidserve-image.tar"}
+    downloads = {
+        step["with"]["name"]: step["with"]["path"]
+        for step in steps_using(publish, "actions/download-artifact")
+    }
+    assert downloads["${{ env.IMAGE_ARTIFACT }}"] == "${{ runner.temp }}/image"
+    push = named_step("publish", "Push the scanned image and check the registry serves it")
+    assert push["env"]["ARCHIVE"] == "${{ runner.temp }}/image/lucidserve-image.tar"
+    assert push["run"].startswith(PUSH_SCRIPT)
+    assert JOBS["publish"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+
+
+def test_the_pushed_digest_has_a_signed_provenance_and_sbom_attestation() -> None:
+    attests = steps_using(JOBS["publish"], "actions/attest")
+    assert len(attests) == 2
+    for attest in attests:
+        assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
+        assert attest["with"]["push-to-registry"] is True
+    sboms = [a["with"]["sbom-path"] for a in attests if "sbom-path" in a["with"]]
+    assert sboms == ["${{ runner.temp }}/sbom/sbom.cdx.json"]
+    made = [
+        step["with"]
+        for step in steps_using(JOBS["scan"], "aquasecurity/trivy-action")
+        if step["with"].get("format") == "cyclonedx"
+    ]
+    assert [m["output"] for m in made] == ["sbom.cdx.json"]
 
 
 def test_image_tags_are_the_commit_latest_on_main_and_semver() -> None:
@@ -331,7 +359,7 @@ def test_the_image_name_is_the_one_deploy_k8s_uses(tmp_path: Path) -> None:
 def needed_write_scopes(job: Mapping[str, Any]) -> set[str]:
     """The write permissions a job's steps use, and nothing else."""
     needed = set()
-    if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action")):
+    if job_pushes_image(job):
         needed.add("packages")
     if steps_using(job, "actions/attest") or steps_using(job, "actions/attest-build-provenance"):
         needed |= {"id-token", "attestations"}
@@ -511,9 +539,94 @@ def test_deploy_script_refuses_anything_but_a_digest(tmp_path: Path) -> None:
 # --- dependabot --------------------------------------------------------------------------------
 
 
-def test_dependabot_keeps_actions_and_python_dependencies_current() -> None:
+def test_dependabot_keeps_actions_python_and_the_base_image_current() -> None:
     config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
     updates = {update["package-ecosystem"]: update for update in config["updates"]}
-    for ecosystem in ("github-actions", "pip"):
+    assert updates["docker"]["directory"] == "/", "where the Dockerfile is"
+    for ecosystem in ("github-actions", "pip", "docker"):
         assert updates[ecosystem]["schedule"]["interval"] == "weekly"
         assert updates[ecosystem]["groups"], f"{ecosystem} updates come as one pull request"
+
+
+def test_the_dockerfiles_registry_base_is_pinned_by_digest_on_a_line_dependabot_reads() -> None:
+    froms = re.findall(r"^FROM\s+(\S+)", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (REPO / "Dockerfile").read_text(), re.M))
+    registry = [image for image in froms if "$" not in image and image not in stages]
+    assert registry, "the default base is a literal FROM line (Dependabot does not read ARG values)"
+    for image in registry:
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image), image
+
+
+# --- pushing the scanned image ------------------------------------------------------------------
+
+_DOCKER_STUB = r"""#!/usr/bin/env bash
+echo "docker $*" >> "$STUB_LOG"
+case "$1 $2" in
+  "load --input") echo "Loaded image: ghcr.io/acme/lucidserve:sha-0" ;;
+  "image inspect") echo "ghcr.io/acme/lucidserve@$STUB_DIGEST" ;;
+  "buildx imagetools") printf '{"schemaVersion":2,"config":{"digest":"%s"}}\n' "$STUB_CONFIG" ;;
+esac
+"""
+
+
+def run_push_script(tmp_path: Path, tags: str, served_config: str) -> tuple[int, str, list[str]]:
+    """push-scanned-image.sh on a docker archive whose config is sha256:cd..., a stub docker
+    whose registry serves `served_config`; returns (rc, stdout + stderr, docker calls)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(_DOCKER_STUB)
+    (bin_dir / "docker").chmod(0o755)
+    manifest = [{"Config": "blobs/sha256/" + "cd" * 32, "RepoTags": [], "Layers": []}]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    archive = tmp_path / "image.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(tmp_path), "manifest.json"], check=True)
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    done = subprocess.run(
+        [str(REPO / PUSH_SCRIPT), str(archive), "ghcr.io/acme/lucidserve"],
+        input=tags,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "STUB_LOG": str(log),
+            "STUB_DIGEST": DIGEST,
+            "STUB_CONFIG": served_config,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr, log.read_text().splitlines()
+
+
+def test_the_push_script_pushes_every_tag_and_prints_the_checked_digest(tmp_path: Path) -> None:
+    tags = "ghcr.io/acme/lucidserve:sha-0\nghcr.io/acme/lucidserve:1.2.3\n"
+    rc, output, calls = run_push_script(tmp_path, tags, "sha256:" + "cd" * 32)
+    assert rc == 0, output
+    assert f"digest={DIGEST}" in output.splitlines()
+    pushes = [call for call in calls if call.startswith("docker push")]
+    assert pushes == [
+        "docker push --quiet ghcr.io/acme/lucidserve:sha-0",
+        "docker push --quiet ghcr.io/acme/lucidserve:1.2.3",
+    ]
+    rebuilds = [
+        c for c in calls if c.split()[1] == "build" or c.split()[1:3] == ["buildx", "build"]
+    ]
+    assert rebuilds == [], "never a rebuild"
+
+
+def test_the_push_script_fails_when_the_registry_serves_another_image(tmp_path: Path) -> None:
+    rc, output, _ = run_push_script(
+        tmp_path, "ghcr.io/acme/lucidserve:1.2.3\n", "sha256:" + "ef" * 32
+    )
+    assert rc == 1
+    assert "::error title=Push refused::" in output
+    assert "the scanned image's is sha256:" + "cd" * 32 in output
+    assert "digest=" not in output
+
+
+def test_the_push_script_refuses_a_tag_of_another_repository(tmp_path: Path) -> None:
+    rc, output, calls = run_push_script(tmp_path, "docker.io/evil/x:1\n", "sha256:" + "cd" * 32)
+    assert rc == 1
+    assert "is not in ghcr.io/acme/lucidserve" in output
+    assert calls == []

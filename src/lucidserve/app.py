@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         card=card,
         schemas=schemas,
         metrics=metrics,
-        api_keys=ApiKeys(settings),
+        api_keys=ApiKeys.from_settings(settings),
     )
     if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
         runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)

@@ -12,7 +12,8 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, Request
@@ -25,14 +26,25 @@ logger = logging.getLogger("lucidserve")
 
 
 class ApiKeys:
-    """The keys a request may present, the key file re-read when it changes."""
+    """The keys a request may present: `load()`, called again when the `watched` file changes."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._file = settings.api_keys_file
+    def __init__(self, load: Callable[[], tuple[bytes, ...]], watched: Path | None = None) -> None:
+        self._load = load
+        self._file = watched
         self._stamp = self._file_stamp()
-        self._keys = settings.accepted_api_keys()
+        self._keys = load()
         self._next_check = time.monotonic() + RECHECK_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        """LUCIDSERVE_API_KEYS plus the lines of LUCIDSERVE_API_KEYS_FILE, which is watched."""
+        return cls(settings.accepted_api_keys, settings.api_keys_file)
+
+    @classmethod
+    def fixed(cls, keys: Sequence[bytes]) -> ApiKeys:
+        """Keys that never change."""
+        frozen = tuple(keys)
+        return cls(lambda: frozen)
 
     def __bool__(self) -> bool:
         """Whether keys are required at all (some configured, or a key file)."""
@@ -58,7 +70,7 @@ class ApiKeys:
             stamp = self._file_stamp()
             if stamp == self._stamp:
                 return
-            keys = self._settings.accepted_api_keys()
+            keys = self._load()
         except OSError as exc:  # mid-rotation or gone: keep the keys we have
             logger.warning("cannot read the API key file: %s", exc, extra={"event": "api_keys"})
             return
@@ -69,13 +81,15 @@ class ApiKeys:
         )
 
 
-def api_key_dependencies(keys: ApiKeys) -> list[Any]:
+def api_key_dependencies(keys: ApiKeys | Sequence[bytes]) -> list[Any]:
     """Route dependencies enforcing `keys`; none at all when no key is configured (no cost)."""
     return [Depends(api_key_guard(keys))] if keys else []
 
 
-def api_key_guard(keys: ApiKeys) -> Callable[[Request], Awaitable[None]]:
+def api_key_guard(keys: ApiKeys | Sequence[bytes]) -> Callable[[Request], Awaitable[None]]:
     """A dependency that rejects requests without one of `keys` (compared in constant time)."""
+    if not isinstance(keys, ApiKeys):
+        keys = ApiKeys.fixed(keys)
 
     async def require_key(request: Request) -> None:
         presented = request.headers.get("x-api-key")

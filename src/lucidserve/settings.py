@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from lucidserve.bundle.store import TrustPolicy
+from lucidserve.bundle.store import TrustPolicy
 
 MIB = 1024 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -112,8 +111,6 @@ class Settings(BaseSettings):
 
     def trust_policy(self) -> TrustPolicy:
         """What the bundle may load: pickle only when allowed, and the card's expected digest."""
-        from lucidserve.bundle.store import TrustPolicy
-
         return TrustPolicy(allow_pickle=self.allow_pickle, expected_card_sha256=self.bundle_sha256)
 
     def accepted_api_keys(self) -> tuple[bytes, ...]:

@@ -32,7 +32,7 @@ from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
 from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
-from lucidserve.api.security import api_key_dependencies
+from lucidserve.api.security import ApiKeys, api_key_dependencies
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, started_at: float | None = N
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
-    card = read_card(settings.model_dir)
+    card = read_card(settings.model_dir, expected_sha256=settings.bundle_sha256)
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, started_at: float | None = N
         card=card,
         schemas=schemas,
         metrics=metrics,
-        api_keys=settings.accepted_api_keys(),
+        api_keys=ApiKeys.from_settings(settings),
     )
     if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
         runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)
@@ -163,7 +163,7 @@ async def _load_model(runtime: Runtime) -> None:
     """Load the estimator off the event loop, warm it up, then open the queue."""
     settings, card = runtime.settings, runtime.card
     try:
-        bundle = await asyncio.to_thread(load_bundle, settings.model_dir)
+        bundle = await asyncio.to_thread(load_bundle, settings.model_dir, settings.trust_policy())
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:

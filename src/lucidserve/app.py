@@ -29,7 +29,7 @@ from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
 from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
-from lucidserve.api.security import api_key_dependencies
+from lucidserve.api.security import ApiKeys, api_key_dependencies
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import load_bundle, read_card
 from lucidserve.inference.batcher import InferenceQueue
@@ -60,7 +60,7 @@ def create_app(
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
-    card = read_card(settings.model_dir)
+    card = read_card(settings.model_dir, expected_sha256=settings.bundle_sha256)
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
@@ -78,7 +78,7 @@ def create_app(
         card=card,
         schemas=schemas,
         observability=observability,
-        api_keys=settings.accepted_api_keys(),
+        api_keys=ApiKeys.from_settings(settings),
     )
     tracing = create_tracing(card.name, card.version)
     provider = tracing.provider
@@ -143,7 +143,7 @@ async def _load_model(runtime: Runtime) -> None:
     """Load the estimator off the event loop, warm it up, then open the queue."""
     settings, card = runtime.settings, runtime.card
     try:
-        bundle = await asyncio.to_thread(load_bundle, settings.model_dir)
+        bundle = await asyncio.to_thread(load_bundle, settings.model_dir, settings.trust_policy())
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:

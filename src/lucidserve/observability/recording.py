@@ -151,6 +151,7 @@ class Observability:
                 "model_name": card.name,
                 "model_version": card.version,
                 "input_hash": self._hash_input(sample),
+                "input_hash_scheme": self._hash_input.scheme,
                 "label": labels[i],
                 "probability": confidences[i] if confidences is not None else None,
                 "latency_ms": latency_ms,

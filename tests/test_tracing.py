@@ -128,9 +128,18 @@ def test_an_unsampled_service_still_continues_a_sampled_callers_trace(
         untraced = svc.client.post("/v1/predict", json={"samples": [sample]})
         assert traced.status_code == untraced.status_code == 200
         wait_until(lambda: TRACE in receiver.trace_ids(), timeout=20, what="the caller's trace")
-        lines = svc.log_lines()
-        traced_lines = [line for line in lines if traced.json()["request_id"] in line]
-        untraced_lines = [line for line in lines if untraced.json()["request_id"] in line]
+        ids = (traced.json()["request_id"], untraced.json()["request_id"])
+
+        def both_lines_of_each() -> list[list[str]] | None:
+            # The log writer runs on its own thread: wait for each request's prediction and
+            # access lines rather than reading the log once.
+            lines = svc.log_lines()
+            found = [[line for line in lines if request_id in line] for request_id in ids]
+            return found if all(len(each) >= 2 for each in found) else None
+
+        traced_lines, untraced_lines = wait_until(
+            both_lines_of_each, timeout=20, what="the prediction and access lines"
+        )
         assert traced_lines
         assert all(TRACE in line for line in traced_lines)
         assert untraced_lines

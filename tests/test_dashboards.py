@@ -231,7 +231,7 @@ def _trickle(service: Service, stop: threading.Event) -> None:
 
 def _exported_names(service: Service) -> set[str]:
     """Every sample name on /metrics (histograms contribute _bucket, _count and _sum)."""
-    text = service.client.get("/metrics").text
+    text = service.metrics()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }

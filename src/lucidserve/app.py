@@ -2,7 +2,8 @@
 
 middleware (request id, timing, metrics, access log) -> route -> schema -> inference queue ->
 predictor -> response. The card is read at once (it shapes the schemas and /docs); the estimator
-loads and warms up in the background, and /readyz answers 200 only after that.
+warms up (and, in a process that was not handed a loaded bundle, loads) in the background, and
+/readyz answers 200 only after that.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from lucidserve.api.predict import predict_router
 from lucidserve.api.security import api_key_dependencies
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import build_schemas
-from lucidserve.bundle.store import load_bundle, read_card
+from lucidserve.bundle.store import Bundle, load_bundle_logged, read_card
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.inference.predictor import Predictor
 from lucidserve.observability.drift import DriftMonitor
@@ -51,15 +52,21 @@ from lucidserve.settings import Settings
 logger = logging.getLogger("lucidserve")
 
 
-def create_app(settings: Settings | None = None, *, started_at: float | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    started_at: float | None = None,
+    bundle: Bundle | None = None,
+) -> FastAPI:
     """The ASGI application for the bundle in `settings.model_dir`.
 
     `started_at` is when the server started (gunicorn's master, for every worker it forks): the
-    model page's request rates count from there. By default, now.
+    model page's request rates count from there. By default, now. `bundle` is the bundle already
+    loaded (by gunicorn's master, before forking this worker); without it, this process loads it.
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
-    card = read_card(settings.model_dir)
+    card = bundle.card if bundle is not None else read_card(settings.model_dir)
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
@@ -81,7 +88,7 @@ def create_app(settings: Settings | None = None, *, started_at: float | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_load_model(runtime))
+        loading = asyncio.create_task(_load_model(runtime, bundle))
         yield
         runtime.draining = True
         runtime.set_ready_gauge()
@@ -111,6 +118,8 @@ def create_app(settings: Settings | None = None, *, started_at: float | None = N
     )
     app.skip_tracing = tracing.skip_request
     app.state.runtime = runtime
+    # What the metrics port serves when this process is the only one (server/metrics_server.py).
+    app.state.exposition = exposition
     install_error_handlers(app)
     guards = api_key_dependencies(runtime.api_keys)
     app.include_router(predict_router(runtime, guards))
@@ -159,11 +168,12 @@ def _metrics(
     return build_metrics(exposition, card.name, card.version, classes=classes), exposition
 
 
-async def _load_model(runtime: Runtime) -> None:
-    """Load the estimator off the event loop, warm it up, then open the queue."""
+async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
+    """Load the estimator (unless given) off the event loop, warm it up, then open the queue."""
     settings, card = runtime.settings, runtime.card
     try:
-        bundle = await asyncio.to_thread(load_bundle, settings.model_dir)
+        if bundle is None:
+            bundle = await asyncio.to_thread(load_bundle_logged, settings.model_dir)
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:
@@ -203,7 +213,12 @@ async def _load_model(runtime: Runtime) -> None:
     runtime.set_ready_gauge()
     logger.info(
         "model ready",
-        extra={"event": "model_ready", "model_name": card.name, "model_version": card.version},
+        extra={
+            "event": "model_ready",
+            "pid": os.getpid(),
+            "model_name": card.name,
+            "model_version": card.version,
+        },
     )
 
 

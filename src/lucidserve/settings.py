@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Observability
     log_level: str = "INFO"
     metrics_enabled: bool = True
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+    metrics_on_app_port: bool = False
     prediction_log: bool = True
     log_queue_max_lines: int = Field(default=10_000, ge=1)
     log_inputs: bool = False
@@ -92,6 +94,12 @@ class Settings(BaseSettings):
     def _thresholds_in_order(self) -> Settings:
         if self.drift_warn_psi >= self.drift_alert_psi:
             raise ValueError("drift_warn_psi must be below drift_alert_psi")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.metrics_enabled and self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port")
         return self
 
     def accepted_api_keys(self) -> tuple[bytes, ...]:

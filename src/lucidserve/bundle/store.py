@@ -8,7 +8,10 @@ loaded with pickle semantics: only serve such files from a source you trust (see
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from pydantic import ValidationError
 from lucidserve.bundle.card import CARD_FILE, ModelCard
 
 SKOPS_FILE = "model.skops"
+
+logger = logging.getLogger("lucidserve")
 
 
 class BundleError(Exception):
@@ -95,6 +100,25 @@ def load_bundle(path: Path) -> Bundle:
     except Exception as exc:
         raise BundleError(f"cannot load estimator {model_path}: {exc}") from exc
     return Bundle(path=path, card=card, estimator=estimator)
+
+
+def load_bundle_logged(path: Path) -> Bundle:
+    """`load_bundle`, then a `bundle_loaded` log event saying which process loaded it, and how long
+    it took: under gunicorn only the master loads a bundle, and the event shows it."""
+    started = time.perf_counter()
+    bundle = load_bundle(path)
+    logger.info(
+        "model bundle loaded",
+        extra={
+            "event": "bundle_loaded",
+            "pid": os.getpid(),
+            "model_name": bundle.card.name,
+            "model_version": bundle.card.version,
+            "estimator_bytes": (path / bundle.card.estimator_file).stat().st_size,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return bundle
 
 
 def _deserialize(model_path: Path, card: ModelCard) -> Any:

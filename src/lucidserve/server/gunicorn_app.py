@@ -1,21 +1,29 @@
 """`lucidserve serve`: gunicorn managing uvicorn workers, configured from Settings.
 
-Each worker builds its own app after fork (no preload): the tracer provider, the log listener
-thread and the inference thread must not cross a fork.
+The master holds the loaded bundle (cli.py loads and checks it once) and the imported app code,
+freezes its heap and forks: every worker, a restarted one too, serves the master's estimator
+without reading the bundle again (prefork.py). Each worker builds its own app after the fork: the
+tracer provider, the log writer thread and the inference thread must not cross a fork. Under
+gunicorn the metrics always live in the multiprocess files, whatever the worker count, and the
+metrics process serves them on the metrics port (metrics_process.py, metrics_server.py).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from lucidserve.bundle.store import Bundle
 from lucidserve.observability.logging import ForwardToRoot, LogPipeline, configure_logging
-from lucidserve.server import multiprocess
+from lucidserve.server import multiprocess, prefork
+from lucidserve.server.metrics_process import MetricsProcess
 from lucidserve.settings import Settings
 
 _pipeline = LogPipeline()
@@ -35,9 +43,17 @@ class JsonGunicornLogger(Logger):  # type: ignore[misc]
 class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     """A gunicorn application whose configuration comes from Settings, not a config file."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int,
+        bundle: Bundle,
+        metrics_process: MetricsProcess | None,
+    ) -> None:
         self.settings = settings
         self.workers = workers
+        self.bundle = bundle
+        self.metrics_process = metrics_process
         # Set in the master, so every worker (a restarted one too) counts rates from here.
         self.started_at = time.time()
         super().__init__()
@@ -56,6 +72,7 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),
+            "pre_fork": _pre_fork,
             "post_fork": self._post_fork,
             "worker_connections": s.max_connections,
             "worker_exit": _worker_exit,
@@ -69,19 +86,53 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from lucidserve.app import create_app
 
-        app = create_app(self.settings, started_at=self.started_at)
+        app = create_app(self.settings, started_at=self.started_at, bundle=self.bundle)
         metrics = app.state.runtime.metrics
         if metrics is not None:
             _pipeline.count_drops(metrics.log_records_dropped.inc)
         return app
 
+    def run(self) -> None:
+        try:
+            _LucidArbiter(self).run()
+        except RuntimeError as exc:  # what gunicorn's own run() does with a configuration error
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.exit(1)
+
     def _post_fork(self, server: Any, worker: Any) -> None:
         global _pipeline
+        if self.metrics_process is not None:
+            self.metrics_process.close_inherited()
+        prefork.restore_thread_pools()
         _pipeline = configure_logging(
             self.settings.log_level,
             asynchronous=True,
             max_queued_lines=self.settings.log_queue_max_lines,
         )
+
+
+class _LucidArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, also starting, watching and stopping the metrics process."""
+
+    def start(self) -> None:
+        super().start()
+        if self.app.metrics_process is not None:
+            self.app.metrics_process.start()
+
+    def manage_workers(self) -> None:
+        if self.app.metrics_process is not None:
+            self.app.metrics_process.keep_alive()
+        super().manage_workers()
+
+    def stop(self, graceful: bool = True) -> None:
+        super().stop(graceful)
+        if self.app.metrics_process is not None:
+            self.app.metrics_process.stop()
+
+
+def _pre_fork(server: Any, worker: Any) -> None:
+    # Right before each fork: whatever the master allocated since the last one is frozen too.
+    prefork.freeze_heap()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -93,16 +144,34 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.worker_exited(worker.pid)
 
 
-def run(settings: Settings) -> None:
-    """Serve until a shutdown signal; the process exits 0 after a graceful drain."""
+def run(settings: Settings, bundle: Bundle) -> int:
+    """Serve `bundle` until a shutdown signal; 0 after a graceful drain, 1 if the metrics port
+    cannot be bound."""
     workers = settings.effective_workers()
-    if workers == 1:
-        multiprocess.disable()
-        LucidServeApplication(settings, workers).run()
-        return
+    # Before the app's modules (and prometheus_client) are imported below: they read it at import.
     directory = multiprocess.prepare(settings.multiproc_dir)
     try:
-        LucidServeApplication(settings, workers).run()
+        metrics_process = None
+        if settings.metrics_enabled:
+            metrics_process = MetricsProcess(
+                settings.host, settings.metrics_port, settings.model_dir, directory
+            )
+            try:
+                metrics_process.bind()
+            except OSError as exc:
+                logging.getLogger("lucidserve").error(
+                    "cannot serve metrics on port %s: %s",
+                    settings.metrics_port,
+                    exc,
+                    extra={"event": "metrics_port_unavailable"},
+                )
+                return 1
+        # Import the app's code once, here, so that workers share it too and start sooner.
+        import lucidserve.app  # noqa: F401
+
+        prefork.freeze_heap()
+        LucidServeApplication(settings, workers, bundle, metrics_process).run()
     finally:
         if settings.multiproc_dir is None:
             shutil.rmtree(directory, ignore_errors=True)
+    return 0

@@ -1,9 +1,13 @@
 """prometheus_client's multiprocess mode, decided here and only here.
 
-With more than one worker, every worker writes its metric values to memory-mapped files in one
-directory and /metrics (answered by any worker) merges them. The directory must be set before
-prometheus_client is imported by a worker, wiped at start (stale files would add old counts),
-and a dead worker's live gauges removed (`mark_process_dead`). With one worker none of this runs.
+Under gunicorn, whatever the worker count, every worker writes its metric values to memory-mapped
+files in one directory and the metrics process (metrics_server.py) merges them for /metrics. One
+worker too: then the metrics port answers while that worker is busy or being restarted, and its
+counts survive a restart. The price is the files' slower writes (a few microseconds a request, see
+docs/observability.md); only a single process without gunicorn (`--reload`) keeps its metrics in
+memory. The directory must be set before prometheus_client is imported (by the master, which
+imports the app's code before forking), wiped at start (stale files would add old counts), and a
+dead worker's live gauges removed (`mark_process_dead`).
 
 Limits of the mode (prometheus_client's): no Info or Enum metrics, every Gauge needs an explicit
 multiprocess_mode, and exemplars are not stored in the files (lucidserve's exemplar store
@@ -32,11 +36,6 @@ def prepare(directory: Path | None) -> Path:
     # prometheus_client reads this at import, in every worker: it must be in the environment.
     os.environ[ENV] = str(path)
     return path
-
-
-def disable() -> None:
-    """One worker: plain in-process metrics, whatever the inherited environment says."""
-    os.environ.pop(ENV, None)
 
 
 def worker_exited(pid: int) -> None:

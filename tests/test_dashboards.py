@@ -203,7 +203,9 @@ def live(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     stop = threading.Event()
     traffic = threading.Thread(target=_trickle, args=(service, stop), daemon=True)
     try:
-        prometheus = start_prometheus([f"127.0.0.1:{service.port}"], workdir, rule_files=[RULES])
+        prometheus = start_prometheus(
+            [f"127.0.0.1:{service.metrics_port}"], workdir, rule_files=[RULES]
+        )
         prometheus.wait_for_series('up{job="lucidserve"} == 1')
         traffic.start()
         prometheus.wait_for_series("sum(model_predictions_total) > 100")

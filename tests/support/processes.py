@@ -171,12 +171,17 @@ def start_service(
     )
     service.client = httpx.Client(base_url=url, timeout=30.0)
 
+    metrics_on = env.get("LUCIDSERVE_METRICS_ENABLED", "true").lower() not in ("false", "0")
+
     def ready() -> bool:
         if service.proc.poll() is not None:
             raise RuntimeError(f"service exited early:\n{service.output()[-4000:]}")
         # Every worker logs `model_ready` once warm; any of them may answer the next request.
         warm = service.output().count('"event":"model_ready"')
-        return warm >= (workers or 1) and service.client.get("/readyz").status_code == 200
+        if warm < (workers or 1) or service.client.get("/readyz").status_code != 200:
+            return False
+        # And the metrics port answers (its process boots beside the workers).
+        return not metrics_on or service.metrics_response().status_code == 200
 
     try:
         wait_until(ready, timeout=ready_timeout, what=f"{url}/readyz")

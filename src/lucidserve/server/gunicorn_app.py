@@ -112,12 +112,7 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
 
 
 class _LucidArbiter(Arbiter):  # type: ignore[misc]
-    """gunicorn's arbiter, also starting, watching and stopping the metrics process."""
-
-    def start(self) -> None:
-        super().start()
-        if self.app.metrics_process is not None:
-            self.app.metrics_process.start()
+    """gunicorn's arbiter, also watching and stopping the metrics process."""
 
     def manage_workers(self) -> None:
         if self.app.metrics_process is not None:
@@ -166,6 +161,9 @@ def run(settings: Settings, bundle: Bundle) -> int:
                     extra={"event": "metrics_port_unavailable"},
                 )
                 return 1
+            # Now: its imports (scipy, for the drift p-values) take a while, and it boots while
+            # the app's code is imported and the workers warm up.
+            metrics_process.start()
         # Import the app's code once, here, so that workers share it too and start sooner.
         import lucidserve.app  # noqa: F401
 

@@ -1,7 +1,8 @@
 """The gunicorn master's side of the metrics port: bind it, start the metrics process, keep it up.
 
 The master binds the port before gunicorn starts (a port in use fails the start with one clear
-message), starts `python -m lucidserve.server.metrics_server` with the listening socket, checks it
+message) and starts `python -m lucidserve.server.metrics_server` with the listening socket at once
+(a scrape that comes before it is up waits in the socket's backlog); gunicorn's arbiter checks it
 on every turn of its loop (about once a second) and starts a new one if it died, and stops it after
 the workers at shutdown. Workers close their inherited copy of the socket right after the fork.
 gunicorn reaps every child, this one included; `Popen.poll` then reports it gone all the same.

@@ -30,7 +30,7 @@ import httpx
 
 from bench.wrk import WrkError, WrkResult, find_wrk, run_wrk
 from tests.support.models import package_large_forest
-from tests.support.proc_memory import available, descendants, tree_pss_bytes
+from tests.support.proc import descendants, pss_available, tree_pss_bytes
 from tests.support.processes import Service, start_service
 
 BIG_TREES = 32
@@ -56,7 +56,7 @@ class Row:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the memory benchmark and print its table."""
     options = _parser().parse_args(argv)
-    if not available():
+    if not pss_available():
         print("bench-memory needs Linux /proc (smaps_rollup)", file=sys.stderr)
         return 2
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import worker_connections
 from tests.support.models import package_faulty_model
 from tests.support.proc import children, cpu_seconds, rss_bytes
 from tests.support.processes import (
@@ -64,7 +65,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def _worker(svc: Service) -> int:
-    (worker,) = children(svc.pid)
+    (worker,) = worker_connections.worker_pids(svc.pid)
     return worker
 
 
@@ -187,7 +188,7 @@ def test_a_stalled_worker_is_replaced_by_gunicorn(tmp_path: Path) -> None:
 
 
 def _worker_replaced(svc: Service, old: int) -> bool:
-    workers = children(svc.pid)
+    workers = worker_connections.worker_pids(svc.pid)
     return bool(workers) and old not in workers and svc.client.get("/readyz").status_code == 200
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import proc_memory, worker_connections
+from tests.support import proc, worker_connections
 from tests.support.models import package_faulty_model, package_large_forest
 from tests.support.processes import (
     BIN,
@@ -32,7 +32,7 @@ from tests.support.processes import (
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (proc_memory.available() and worker_connections.available()), reason="needs Linux /proc"
+        not (proc.pss_available() and worker_connections.available()), reason="needs Linux /proc"
     ),
 ]
 
@@ -80,7 +80,7 @@ def test_workers_share_the_model_the_master_loaded(forest: Path, tmp_path: Path)
             loaded = events(service, "bundle_loaded")
             assert [e["pid"] for e in loaded] == [service.pid]  # the master, once
             assert len(worker_connections.worker_pids(service.pid)) == workers
-            pss[workers] = proc_memory.tree_pss_bytes(service.pid)
+            pss[workers] = proc.tree_pss_bytes(service.pid)
         finally:
             service.stop()
     # Were the model copied per worker, two more workers would add twice its size at least.

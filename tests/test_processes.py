@@ -119,6 +119,30 @@ def test_a_killed_worker_comes_back_ready_without_loading_the_bundle(
         service.stop()
 
 
+def test_a_worker_leaving_gracefully_keeps_the_shared_metrics(
+    iris_bundle: Path, tmp_path: Path
+) -> None:
+    # The default, temporary multiprocess directory: only the master may remove it.
+    service = start_service(iris_bundle, tmp_path / "service.log", workers=2)
+    try:
+        for _ in range(3):
+            assert service.client.post("/v1/predict", json={"samples": [SETOSA]}).status_code == 200
+        leaving = min(worker_connections.worker_pids(service.pid))
+        os.kill(leaving, signal.SIGTERM)  # gunicorn's worker exits through sys.exit
+        wait_until(
+            lambda: (
+                len(events(service, "worker_exit")) == 1
+                and len(events(service, "model_ready")) == 3
+            ),
+            timeout=60,
+            what="a replacement for the worker that left",
+        )
+        service.client.post("/v1/predict", json={"samples": [SETOSA]})
+        assert sample_total(service.metrics(), "model_predictions_total", label="setosa") == 4
+    finally:
+        service.stop()
+
+
 def test_metrics_answer_from_the_master_side_while_every_worker_is_blocked(
     faulty_bundle: Path, tmp_path: Path
 ) -> None:

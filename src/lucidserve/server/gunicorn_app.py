@@ -11,6 +11,7 @@ metrics process serves them on the metrics port (metrics_process.py, metrics_ser
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -145,8 +146,9 @@ def run(settings: Settings, bundle: Bundle) -> int:
     workers = settings.effective_workers()
     # Before the app's modules (and prometheus_client) are imported below: they read it at import.
     directory = multiprocess.prepare(settings.multiproc_dir)
+    master = os.getpid()
+    metrics_process = None
     try:
-        metrics_process = None
         if settings.metrics_enabled:
             metrics_process = MetricsProcess(
                 settings.host, settings.metrics_port, settings.model_dir, directory
@@ -170,6 +172,11 @@ def run(settings: Settings, bundle: Bundle) -> int:
         prefork.freeze_heap()
         LucidServeApplication(settings, workers, bundle, metrics_process).run()
     finally:
-        if settings.multiproc_dir is None:
-            shutil.rmtree(directory, ignore_errors=True)
+        # A worker leaves through here too (gunicorn ends it with sys.exit, whose SystemExit climbs
+        # the stack it inherited from the fork): only the master may clean up.
+        if os.getpid() == master:
+            if metrics_process is not None:
+                metrics_process.stop()  # already stopped after the workers, unless gunicorn failed
+            if settings.multiproc_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
     return 0

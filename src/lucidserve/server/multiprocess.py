@@ -3,7 +3,7 @@
 Under gunicorn, whatever the worker count, every worker writes its metric values to memory-mapped
 files in one directory and the metrics process (metrics_server.py) merges them for /metrics. One
 worker too: then the metrics port answers while that worker is busy or being restarted, and its
-counts survive a restart. The price is the files' slower writes (a few microseconds a request, see
+counts survive a restart. The price is the files' slower writes (about 20 µs of CPU a request, see
 docs/observability.md); only a single process without gunicorn (`--reload`) keeps its metrics in
 memory. The directory must be set before prometheus_client is imported (by the master, which
 imports the app's code before forking), wiped at start (stale files would add old counts), and a

@@ -1,6 +1,6 @@
 # lucidserve: a scikit-learn model behind gunicorn + uvicorn workers, observable out of the box.
 #
-#   docker build -t lucidserve .                                   # python:3.12-slim-bookworm runtime
+#   docker build -t lucidserve .                                   # python:3.12-slim-bookworm, pinned
 #   docker build --build-arg BASE_IMAGE=<any Debian-like image with python3 + venv> -t lucidserve .
 #   docker run --rm -p 8000:8000 -p 9100:9100 --read-only --tmpfs /tmp --tmpfs /run/lucidserve/metrics \
 #     --tmpfs /run/lucidserve/tmp lucidserve
@@ -9,8 +9,14 @@
 # (/opt/venv), nothing relies on /usr/local/bin/python. The tests build it on a local Debian bookworm
 # base (tests/test_image.py) because no container registry is reachable there.
 
-ARG BASE_IMAGE=python:3.12-slim-bookworm
-# checkov:skip=CKV_DOCKER_7: the base is the BASE_IMAGE build argument, whose default above is a pinned version tag (checkov cannot resolve build arguments)
+# The default base is the `python-base` stage below: python:3.12-slim-bookworm pinned by digest, on a
+# FROM line of its own because Dependabot (docker ecosystem) updates FROM lines but not ARG values;
+# its weekly pull request moves the digest. Unused stages are skipped, so a build with another
+# BASE_IMAGE never pulls it.
+ARG BASE_IMAGE=python-base
+# checkov:skip=CKV_DOCKER_7: the stages start from the BASE_IMAGE build argument, whose default is the python-base stage pinned by digest (checkov cannot resolve build arguments)
+
+FROM python:3.12-slim-bookworm@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254 AS python-base
 
 # ---------------------------------------------------------------------------------------------------
 # builder: the locked runtime dependencies, the package and the default model, in /opt.
@@ -63,6 +69,7 @@ LABEL org.opencontainers.image.title="lucidserve" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
+# (base.name is `python-base` for the default build: the digest-pinned stage at the top of this file)
 
 # The server's writable paths all live under /run/lucidserve and /tmp, which Kubernetes (and
 # `docker run --read-only --tmpfs ...`) mounts over; the directories exist here for plain runs.

@@ -448,6 +448,17 @@ def test_prod_pins_the_image_by_digest_and_runs_more_replicas(
     assert "replicas" not in prod.deployment["spec"]  # the autoscaler owns the count
 
 
+def test_prod_reads_the_input_hash_key_from_an_optional_secret(
+    rendered: dict[str, Rendered],
+) -> None:
+    env = {e["name"]: e for e in rendered["prod"].container["env"]}
+    reference = env["LUCIDSERVE_INPUT_HASH_KEY"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "lucidserve-input-hash", "key": "key", "optional": True}
+    assert "LUCIDSERVE_INPUT_HASH_KEY" not in rendered["prod"].settings_env()
+    overlay = (REPO / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text()
+    assert "create secret generic lucidserve-input-hash" in overlay
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_everything_lands_in_one_namespace(rendered: dict[str, Rendered], name: str) -> None:
     r = rendered[name]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rfc8785
 
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import Service, start_service, wait_until
@@ -44,12 +45,11 @@ def log_records(service: Service) -> list[dict]:
 
 
 def canonical_hash(sample: dict, key: bytes | None = None) -> str:
-    """The README's documented canonical form, recomputed independently."""
-    floats = {name: float(value) for name, value in sample.items()}
-    canonical = json.dumps(floats, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The README's documented canonical form (RFC 8785 of the floats), recomputed independently."""
+    canonical = rfc8785.dumps({name: float(value) for name, value in sample.items()})
     if key:
-        return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
-    return hashlib.sha256(canonical.encode()).hexdigest()
+        return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def test_spans_reach_the_collector_with_the_log_and_trace_ids(
@@ -131,6 +131,7 @@ def test_input_hash_ignores_key_order_and_number_formatting(service: Service) ->
     hashes = wait_until(lambda: _hashes(service, ids), timeout=10, what="prediction lines")
     assert hashes[0] == hashes[1] == canonical_hash(SAMPLE)
     assert hashes[2] != hashes[0]
+    assert _schemes(service, ids) == {"jcs-sha256"}
 
 
 def test_input_hash_is_an_hmac_when_a_key_is_set(iris_bundle: Path, tmp_path: Path) -> None:
@@ -141,6 +142,7 @@ def test_input_hash_is_an_hmac_when_a_key_is_set(iris_bundle: Path, tmp_path: Pa
         hashes = wait_until(lambda: _hashes(svc, [request_id]), timeout=10, what="the line")
         assert hashes[0] == canonical_hash(SAMPLE, b"warehouse-join-key")
         assert hashes[0] != canonical_hash(SAMPLE)
+        assert _schemes(svc, [request_id]) == {"jcs-hmac-sha256"}
     finally:
         svc.stop()
 
@@ -152,6 +154,14 @@ def _hashes(service: Service, request_ids: list[str]) -> list[str] | None:
         if r.get("event") == "prediction"
     }
     return [by_id[i] for i in request_ids] if all(i in by_id for i in request_ids) else None
+
+
+def _schemes(service: Service, request_ids: list[str]) -> set[str]:
+    return {
+        r["input_hash_scheme"]
+        for r in log_records(service)
+        if r.get("event") == "prediction" and r["request_id"] in request_ids
+    }
 
 
 def test_nothing_is_lost_when_sigterm_arrives_under_load(

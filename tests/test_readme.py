@@ -47,6 +47,6 @@ def test_every_curl_example_works_as_written(service: Service) -> None:
 
 
 def test_configuration_table_lists_every_setting() -> None:
-    documented = set(re.findall(r"^\| `LUCIDSERVE_([A-Z_]+)` \|", README, re.MULTILINE))
+    documented = set(re.findall(r"^\| `LUCIDSERVE_([A-Z0-9_]+)` \|", README, re.MULTILINE))
     fields = {name.upper() for name in Settings.model_fields}
     assert documented == fields

@@ -154,7 +154,7 @@ def test_bad_bundle_stops_start_up_before_binding(
     assert len(errors) == 1, result.stdout + result.stderr
     expected = {
         "missing": "card.json is missing",
-        "tampered": "tampered",
+        "tampered": "does not match its card",
         "corrupt-card": "not a valid model card",
     }
     assert expected[damage] in errors[0]

@@ -40,12 +40,20 @@ JOBS: dict[str, dict[str, Any]] = CI["jobs"]
 ZIZMOR = "zizmor==1.32.0"
 ACTIONLINT = REPO / "tools" / "actionlint"
 DIGEST = "sha256:" + "ab" * 32
+PUSH_SCRIPT = ".github/scripts/push-scanned-image.sh"
 
 
 def the_step(job_id: str, action: str) -> dict[str, Any]:
     steps = steps_using(JOBS[job_id], action)
     assert len(steps) == 1, f"{job_id} should use {action} once, uses it {len(steps)} times"
     return dict(steps[0])
+
+
+def job_pushes_image(job: Mapping[str, Any]) -> bool:
+    """A pushing build-push-action, or a step running the script that pushes the scanned image."""
+    return any(pushes_image(step) for step in steps_using(job, "docker/build-push-action")) or any(
+        PUSH_SCRIPT in str(step.get("run", "")) for step in job.get("steps", [])
+    )
 
 
 def named_step(job_id: str, name: str) -> dict[str, Any]:
@@ -184,6 +192,24 @@ def test_nothing_is_published_before_the_tests_and_the_scan_pass() -> None:
     assert JOBS["scan"]["needs"] == "build"
 
 
+def test_publish_pushes_the_archive_the_scan_job_scanned_not_a_rebuild() -> None:
+    publish = JOBS["publish"]
+    assert steps_using(publish, "docker/build-push-action") == []
+    scanned = {
+        step["with"]["input"] for step in steps_using(JOBS["scan"], "aquasecurity/trivy-action")
+    }
+    assert scanned == {"${{ runner.temp }}/image/lucidserve-image.tar"}
+    downloads = {
+        step["with"]["name"]: step["with"]["path"]
+        for step in steps_using(publish, "actions/download-artifact")
+    }
+    assert downloads["${{ env.IMAGE_ARTIFACT }}"] == "${{ runner.temp }}/image"
+    push = named_step("publish", "Push the scanned image and check the registry serves it")
+    assert push["env"]["ARCHIVE"] == "${{ runner.temp }}/image/lucidserve-image.tar"
+    assert push["run"].startswith(PUSH_SCRIPT)
+    assert JOBS["publish"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+
+
 def test_the_image_name_is_the_one_deploy_k8s_uses(tmp_path: Path) -> None:
     overlay = deploy_overlay()
     entry, kustomize_image = kustomization_image(REPO / overlay)
@@ -206,7 +232,7 @@ def test_the_image_name_is_the_one_deploy_k8s_uses(tmp_path: Path) -> None:
 def needed_write_scopes(job: Mapping[str, Any]) -> set[str]:
     """The write permissions a job's steps use, and nothing else."""
     needed = set()
-    if any(pushes_image(step) for step in steps_using(job, "docker/build-push-action")):
+    if job_pushes_image(job):
         needed.add("packages")
     if steps_using(job, "actions/attest") or steps_using(job, "actions/attest-build-provenance"):
         needed |= {"id-token", "attestations"}
@@ -370,4 +396,91 @@ def test_deploy_script_refuses_anything_but_a_digest(tmp_path: Path) -> None:
     rc, output, calls = run_deploy_script(tmp_path, "latest", rollout_fails=False)
     assert rc == 2
     assert "not an image digest" in output
+    assert calls == []
+
+
+# --- dependabot --------------------------------------------------------------------------------
+
+
+def test_the_dockerfiles_registry_base_is_pinned_by_digest_on_a_line_dependabot_reads() -> None:
+    froms = re.findall(r"^FROM\s+(\S+)", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (REPO / "Dockerfile").read_text(), re.M))
+    registry = [image for image in froms if "$" not in image and image not in stages]
+    assert registry, "the default base is a literal FROM line (Dependabot does not read ARG values)"
+    for image in registry:
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image), image
+
+
+# --- pushing the scanned image ------------------------------------------------------------------
+
+_DOCKER_STUB = r"""#!/usr/bin/env bash
+echo "docker $*" >> "$STUB_LOG"
+case "$1 $2" in
+  "load --input") echo "Loaded image: ghcr.io/acme/lucidserve:sha-0" ;;
+  "image inspect") echo "ghcr.io/acme/lucidserve@$STUB_DIGEST" ;;
+  "buildx imagetools") printf '{"schemaVersion":2,"config":{"digest":"%s"}}\n' "$STUB_CONFIG" ;;
+esac
+"""
+
+
+def run_push_script(tmp_path: Path, tags: str, served_config: str) -> tuple[int, str, list[str]]:
+    """push-scanned-image.sh on a docker archive whose config is sha256:cd..., a stub docker
+    whose registry serves `served_config`; returns (rc, stdout + stderr, docker calls)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(_DOCKER_STUB)
+    (bin_dir / "docker").chmod(0o755)
+    manifest = [{"Config": "blobs/sha256/" + "cd" * 32, "RepoTags": [], "Layers": []}]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    archive = tmp_path / "image.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(tmp_path), "manifest.json"], check=True)
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    done = subprocess.run(
+        [str(REPO / PUSH_SCRIPT), str(archive), "ghcr.io/acme/lucidserve"],
+        input=tags,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "STUB_LOG": str(log),
+            "STUB_DIGEST": DIGEST,
+            "STUB_CONFIG": served_config,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr, log.read_text().splitlines()
+
+
+def test_the_push_script_pushes_every_tag_and_prints_the_checked_digest(tmp_path: Path) -> None:
+    tags = "ghcr.io/acme/lucidserve:sha-0\nghcr.io/acme/lucidserve:1.2.3\n"
+    rc, output, calls = run_push_script(tmp_path, tags, "sha256:" + "cd" * 32)
+    assert rc == 0, output
+    assert f"digest={DIGEST}" in output.splitlines()
+    pushes = [call for call in calls if call.startswith("docker push")]
+    assert pushes == [
+        "docker push --quiet ghcr.io/acme/lucidserve:sha-0",
+        "docker push --quiet ghcr.io/acme/lucidserve:1.2.3",
+    ]
+    rebuilds = [
+        c for c in calls if c.split()[1] == "build" or c.split()[1:3] == ["buildx", "build"]
+    ]
+    assert rebuilds == [], "never a rebuild"
+
+
+def test_the_push_script_fails_when_the_registry_serves_another_image(tmp_path: Path) -> None:
+    rc, output, _ = run_push_script(
+        tmp_path, "ghcr.io/acme/lucidserve:1.2.3\n", "sha256:" + "ef" * 32
+    )
+    assert rc == 1
+    assert "::error title=Push refused::" in output
+    assert "the scanned image's is sha256:" + "cd" * 32 in output
+    assert "digest=" not in output
+
+
+def test_the_push_script_refuses_a_tag_of_another_repository(tmp_path: Path) -> None:
+    rc, output, calls = run_push_script(tmp_path, "docker.io/evil/x:1\n", "sha256:" + "cd" * 32)
+    assert rc == 1
+    assert "is not in ghcr.io/acme/lucidserve" in output
     assert calls == []

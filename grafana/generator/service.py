@@ -30,6 +30,7 @@ def service_dashboard(objectives: Objectives) -> dashboard.Dashboard:
                 "Pods",
                 [_pods_up_and_ready(), _restarts(), _cpu(), _memory()],
             ),
+            Section("Refused and lost work", [_refused(), _stalled(), _log_lines_dropped()]),
         ],
     )
 
@@ -198,5 +199,44 @@ def _memory() -> PanelBuilder:
             Query(summed(for_service_pods(limit), "pod"), "{{pod}} limit"),
         ],
         width=6,
+        minimum=0,
+    )
+
+
+def _refused() -> PanelBuilder:
+    return timeseries(
+        "Requests shed and expired",
+        "Requests refused with 503 because the inference queue was full (shed), and requests "
+        "answered 504 because their deadline passed while queued (expired), per second.",
+        "reqps",
+        [
+            Query(summed(rate("model_requests_shed_total", SERVICE)), "shed"),
+            Query(summed(rate("model_requests_expired_total", SERVICE)), "expired"),
+        ],
+        width=8,
+        minimum=0,
+    )
+
+
+def _stalled() -> PanelBuilder:
+    return timeseries(
+        "Inference stalled",
+        "1 while a process's inference thread has made no progress with work waiting "
+        "(INFERENCE_STALL_SECONDS): its /healthz fails and gunicorn replaces the worker.",
+        "short",
+        [Query(f"max by (instance) (model_inference_stalled{{{SERVICE}}})", "{{instance}}")],
+        width=8,
+        minimum=0,
+    )
+
+
+def _log_lines_dropped() -> PanelBuilder:
+    return timeseries(
+        "Log lines dropped",
+        "Log lines per second dropped because stdout could not keep up (the bounded log queue was "
+        "full): prediction lines missing from the log.",
+        "short",
+        [Query(summed(rate("log_records_dropped_total", SERVICE), "instance"), "{{instance}}")],
+        width=8,
         minimum=0,
     )

@@ -33,7 +33,7 @@ from lucidserve.api.health import health_router
 from lucidserve.api.model import model_router
 from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
-from lucidserve.api.security import api_key_dependencies
+from lucidserve.api.security import ApiKeys, api_key_dependencies
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import Bundle, load_bundle_logged, read_card
@@ -66,7 +66,11 @@ def create_app(
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
-    card = bundle.card if bundle is not None else read_card(settings.model_dir)
+    card = (
+        bundle.card
+        if bundle is not None
+        else read_card(settings.model_dir, expected_sha256=settings.bundle_sha256)
+    )
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
@@ -76,7 +80,7 @@ def create_app(
         card=card,
         schemas=schemas,
         metrics=metrics,
-        api_keys=settings.accepted_api_keys(),
+        api_keys=ApiKeys.from_settings(settings),
     )
     if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
         runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)
@@ -173,7 +177,9 @@ async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
     settings, card = runtime.settings, runtime.card
     try:
         if bundle is None:
-            bundle = await asyncio.to_thread(load_bundle_logged, settings.model_dir)
+            bundle = await asyncio.to_thread(
+                load_bundle_logged, settings.model_dir, settings.trust_policy()
+            )
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:

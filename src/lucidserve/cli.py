@@ -49,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept categories not seen in the reference data",
     )
+    package.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="trust TYPE (a module.Class name) in the estimator beyond skops' defaults; repeat "
+        "for each. Without it, package lists the types the estimator needs and stops. Loading a "
+        "type can run its code: before naming one, check where it comes from (scikit-learn, "
+        "your own code, a library you vet), e.g. with skops.io.get_untrusted_types(file=...)",
+    )
+    package.add_argument(
+        "--example",
+        type=_json_object,
+        metavar="JSON",
+        help='the sample shown in the API docs, e.g. \'{"text": "an example you wrote"}\' '
+        "(default: the reference's median number, most frequent category, placeholder text)",
+    )
     package.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     package.set_defaults(run=_package)
     return parser
@@ -93,8 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         train("iris", settings.model_dir)
     try:
-        # Loaded and checked once, before binding a port; every worker is forked holding it.
-        bundle = load_bundle_logged(settings.model_dir)
+        # Loaded and checked once, before binding a port (fail with one clear message);
+        # every worker is forked holding it.
+        bundle = load_bundle_logged(settings.model_dir, settings.trust_policy())
     except BundleError as exc:
         logger.error("cannot serve: %s", exc, extra={"event": "bundle_invalid"})
         pipeline.close()
@@ -103,8 +121,14 @@ def _serve(args: argparse.Namespace) -> int:
         del bundle  # the reloader's child process loads its own
         return _serve_reload(settings)
     from lucidserve.server.gunicorn_app import run
+    from lucidserve.server.multiprocess import ForeignDirectoryError
 
-    code = run(settings, bundle)
+    try:
+        code = run(settings, bundle)
+    except ForeignDirectoryError as exc:
+        logger.error("cannot serve: %s", exc, extra={"event": "multiproc_dir_refused"})
+        pipeline.close()
+        return 1
     pipeline.close()
     return code
 
@@ -131,16 +155,18 @@ def _serve_reload(settings: object) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lucidserve.bundle.store import bundle_digest
     from lucidserve.bundle.train import train
 
     card = train(args.dataset, args.out)
     print(f"trained {card.name} {card.version} into {args.out}: {card.metrics}")
+    print(f"LUCIDSERVE_BUNDLE_SHA256={bundle_digest(args.out)}")
     return 0
 
 
 def _package(args: argparse.Namespace) -> int:
     from lucidserve.bundle.package import package
-    from lucidserve.bundle.store import BundleError
+    from lucidserve.bundle.store import BundleError, bundle_digest
 
     try:
         card = package(
@@ -151,9 +177,26 @@ def _package(args: argparse.Namespace) -> int:
             name=args.name,
             version=args.model_version,
             handles_unknown_categories=args.handles_unknown_categories,
+            trusted=args.trust,
+            examples=args.example,
         )
     except (BundleError, OSError, ValueError) as exc:
         print(f"lucidserve package: {exc}", file=sys.stderr)
         return 1
     print(f"packaged {card.name} {card.version} into {args.out} ({card.task})")
+    if card.trusted_types:
+        print(f"trusted types (recorded in the card): {', '.join(card.trusted_types)}")
+    print(f"LUCIDSERVE_BUNDLE_SHA256={bundle_digest(args.out)}")
     return 0
+
+
+def _json_object(text: str) -> dict[str, object]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object of feature names to values")
+    return value

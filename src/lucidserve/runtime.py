@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lucidserve.api.errors import ApiError
+from lucidserve.api.security import ApiKeys
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import RequestSchemas
 from lucidserve.inference.batcher import InferenceQueue
@@ -21,7 +22,7 @@ class Runtime:
     card: ModelCard
     schemas: RequestSchemas
     metrics: ServiceMetrics | None
-    api_keys: tuple[bytes, ...]
+    api_keys: ApiKeys
     queue: InferenceQueue | None = None
     drift: DriftMonitor | None = None
     draining: bool = False

@@ -7,13 +7,17 @@ command line, the environment, or a Kubernetes ConfigMap.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lucidserve.bundle.store import TrustPolicy
+
 MIB = 1024 * 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,10 @@ class Settings(BaseSettings):
     keepalive: int = Field(default=5, ge=1)
     multiproc_dir: Path | None = None
     worker_tmp_dir: Path | None = None
+
+    # Trust: what a bundle may load (see docs/security.md)
+    allow_pickle: bool = False
+    bundle_sha256: str | None = None
 
     # Request limits
     max_body_bytes: int = Field(default=MIB, ge=1024)
@@ -82,6 +90,18 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("bundle_sha256", mode="before")
+    @classmethod
+    def _hex_digest(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        digest = value.strip().lower().removeprefix("sha256:")
+        if not _SHA256_HEX.fullmatch(digest):
+            raise ValueError("expected a SHA-256 digest: 64 hex digits (sha256sum card.json)")
+        return digest
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -95,6 +115,10 @@ class Settings(BaseSettings):
         if self.drift_warn_psi >= self.drift_alert_psi:
             raise ValueError("drift_warn_psi must be below drift_alert_psi")
         return self
+
+    def trust_policy(self) -> TrustPolicy:
+        """What the bundle may load: pickle only when allowed, and the card's expected digest."""
+        return TrustPolicy(allow_pickle=self.allow_pickle, expected_card_sha256=self.bundle_sha256)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

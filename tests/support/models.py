@@ -48,7 +48,7 @@ NEWSGROUPS = {
 }
 
 
-def package_text_model(tmp: Path) -> Path:
+def package_text_model(tmp: Path, *extra: str) -> Path:
     """A TfidfVectorizer + MultinomialNB newsgroup classifier, packaged as a bundle."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.naive_bayes import MultinomialNB
@@ -63,7 +63,7 @@ def package_text_model(tmp: Path) -> Path:
     joblib.dump(model, model_path)
     reference = tmp / "newsgroups.csv"
     _write_csv(reference, ["text", "topic"], zip(texts, labels, strict=True))
-    return _package(model_path, reference, tmp / "newsgroups-bundle", "--target", "topic")
+    return _package(model_path, reference, tmp / "newsgroups-bundle", "--target", "topic", *extra)
 
 
 def package_mixed_model(tmp: Path) -> Path:
@@ -122,13 +122,41 @@ class Faulty:
         return self.classes_[self.predict_proba(x).argmax(axis=1)]
 
 
+class Doubler:
+    """A custom transformer (x -> 2x): a type that skops does not trust by default."""
+
+    def fit(self, x: Any, y: Any = None) -> Doubler:
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) * 2.0
+
+
+def save_custom_skops_model(tmp: Path) -> tuple[Path, Path]:
+    """A Doubler + LogisticRegression pipeline saved with skops, and its reference CSV."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    x = np.arange(20, dtype=np.float64).reshape(-1, 1)
+    labels = np.where(x[:, 0] > 9, "high", "low").astype(object)
+    model = make_pipeline(Doubler(), LogisticRegression()).fit(x, labels)
+    model_path = tmp / "custom.skops"
+    sio.dump(model, model_path)
+    reference = tmp / "custom.csv"
+    _write_csv(reference, ["x"], ((float(v),) for v in x[:, 0]))
+    return model_path, reference
+
+
 def package_faulty_model(tmp: Path) -> Path:
-    """The Faulty classifier as a pickle bundle (skops cannot hold a test class)."""
+    """The Faulty classifier, saved with skops: its packager trusts the test class by name."""
     model_path = tmp / "faulty.pkl"
     model_path.write_bytes(pickle.dumps(Faulty()))
     reference = tmp / "faulty.csv"
     _write_csv(reference, ["x"], ((float(v),) for v in range(11)))
-    return _package(model_path, reference, tmp / "faulty-bundle")
+    return _package(
+        model_path, reference, tmp / "faulty-bundle", "--trust", "tests.support.models.Faulty"
+    )
 
 
 def _write_csv(path: Path, header: list[str], rows: Any) -> None:

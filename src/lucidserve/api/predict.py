@@ -225,6 +225,7 @@ class _PredictHandler:
                 "model_name": self.card.name,
                 "model_version": self.card.version,
                 "input_hash": self.hash_input(sample),
+                "input_hash_scheme": self.hash_input.scheme,
                 "label": labels[i],
                 "probability": confidences[i] if confidences is not None else None,
                 "latency_ms": latency_ms,

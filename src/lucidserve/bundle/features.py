@@ -1,15 +1,25 @@
-"""Feature descriptions shared by training and packaging: names, types, observed ranges."""
+"""Feature descriptions shared by training and packaging: names, types, observed ranges.
+
+Each feature's example (the OpenAPI document's, and the sample the server warms up with) is made
+from the reference data's statistics, never copied from a row: the median of a number, the most
+frequent category (the schema lists every category anyway), and for free text a placeholder of
+the typical length. A packager can give better examples (`lucidserve package --example`).
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from lucidserve.bundle.card import FeatureSpec, ValueRange
 
 MAX_CATEGORIES = 50
+PLACEHOLDER_WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+MAX_PLACEHOLDER_LENGTH = 200
 
 
 def identifier(name: str) -> str:
@@ -69,11 +79,45 @@ def infer_features(
                     type="text",
                     description=f"{name} (free text)",
                     max_length=max_text_length,
-                    example=present[0][:200] if present else "",
+                    example=text_placeholder(present),
                 )
             )
         arrays[name] = np.array(list(raw), dtype=object)
     return specs, arrays
+
+
+def text_placeholder(texts: Sequence[str]) -> str:
+    """Placeholder words as long as the median text (at most MAX_PLACEHOLDER_LENGTH characters)."""
+    length = int(np.median([len(t) for t in texts])) if texts else 0
+    length = max(1, min(length, MAX_PLACEHOLDER_LENGTH))
+    words = " ".join([PLACEHOLDER_WORDS] * math.ceil(length / len(PLACEHOLDER_WORDS)))
+    return words[:length].strip() or "lorem"
+
+
+def given_examples(
+    features: Sequence[FeatureSpec], examples: Mapping[str, Any]
+) -> list[FeatureSpec]:
+    """`features` with the examples a packager gave (feature name -> value), each checked."""
+    by_name = {f.name: f for f in features}
+    unknown = sorted(set(examples) - set(by_name))
+    if unknown:
+        raise ValueError(f"--example names unknown features {unknown}; features: {list(by_name)}")
+    updated = []
+    for feature in features:
+        if feature.name not in examples:
+            updated.append(feature)
+            continue
+        value = examples[feature.name]
+        if feature.type == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"--example: {feature.name} is a number, not {value!r}")
+            value = float(value)
+        elif not isinstance(value, str):
+            raise ValueError(f"--example: {feature.name} is a {feature.type}, not {value!r}")
+        elif feature.categories is not None and value not in feature.categories:
+            raise ValueError(f"--example: {value!r} is not one of {feature.name}'s categories")
+        updated.append(feature.model_copy(update={"example": value}))
+    return updated
 
 
 def _as_floats(raw: Sequence[str]) -> np.ndarray | None:

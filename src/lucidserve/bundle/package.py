@@ -6,6 +6,7 @@ import csv
 import pickle
 import shutil
 import sys
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,17 @@ import numpy as np
 import sklearn
 
 from lucidserve.bundle.card import FeatureSpec, InputFormat, ModelCard
-from lucidserve.bundle.features import infer_features
+from lucidserve.bundle.features import given_examples, infer_features
 from lucidserve.bundle.inputs import model_input
 from lucidserve.bundle.probe import numeric_bound
 from lucidserve.bundle.reference import build_reference
-from lucidserve.bundle.store import BundleError, sha256_file, write_bundle, write_card
+from lucidserve.bundle.store import (
+    BundleError,
+    UntrustedTypesError,
+    sha256_file,
+    write_bundle,
+    write_card,
+)
 
 TRUST_WARNING = (
     "WARNING: {path} is a {fmt} file. Loading it runs whatever code it contains: package and serve "
@@ -36,12 +43,21 @@ def package(
     version: str = "1.0.0",
     handles_unknown_categories: bool = False,
     max_text_length: int = 10_000,
+    trusted: Collection[str] = (),
+    examples: Mapping[str, Any] | None = None,
 ) -> ModelCard:
-    """Build a bundle in `out` from a fitted estimator file and a CSV sample of its inputs."""
-    estimator, fmt = _load_estimator(model)
+    """Build a bundle in `out` from a fitted estimator file and a CSV sample of its inputs.
+
+    `trusted` names the types beyond skops' defaults that the estimator may hold (else an
+    UntrustedTypesError lists the missing ones); `examples` replaces the OpenAPI example of the
+    features it names.
+    """
+    estimator, fmt = _load_estimator(model, trusted)
     columns = _read_csv(reference)
     y_true = columns.pop(target) if target is not None else None
     features, arrays = infer_features(columns, max_text_length=max_text_length)
+    if examples:
+        features = given_examples(features, examples)
     _check_feature_names(estimator, features)
     input_format: InputFormat = (
         "text" if len(features) == 1 and features[0].type == "text" else "array"
@@ -70,21 +86,28 @@ def package(
         "drift": build_reference(features, arrays, predictions, classes),
     }
     try:
-        return write_bundle(out, estimator, card)
+        return write_bundle(out, estimator, card, trusted=trusted)
+    except UntrustedTypesError:
+        raise
     except Exception as exc:  # skops cannot represent every custom class
-        print(f"skops cannot save this estimator ({exc}); keeping {fmt}.", file=sys.stderr)
+        print(
+            f"skops cannot save this estimator ({exc}); keeping {fmt}. Serving the bundle needs "
+            "LUCIDSERVE_ALLOW_PICKLE=true.",
+            file=sys.stderr,
+        )
         return _write_original(out, model, fmt, card)
 
 
-def _load_estimator(path: Path) -> tuple[Any, str]:
+def _load_estimator(path: Path, trusted: Collection[str]) -> tuple[Any, str]:
     suffix = path.suffix.lower()
     if suffix == ".skops":
         import skops.io as sio
 
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted:
-            print(f"trusting these types from {path}: {', '.join(untrusted)}", file=sys.stderr)
-        return sio.load(path, trusted=untrusted), "skops"
+        needed = sio.get_untrusted_types(file=path)
+        missing = set(needed) - set(trusted)
+        if missing:
+            raise UntrustedTypesError(str(path), missing)
+        return sio.load(path, trusted=needed), "skops"
     fmt = "joblib" if suffix == ".joblib" else "pickle"
     print(TRUST_WARNING.format(path=path, fmt=fmt), file=sys.stderr)
     if fmt == "joblib":

@@ -9,6 +9,10 @@ memory. The directory must be set before prometheus_client is imported (by the m
 imports the app's code before forking), wiped at start (stale files would add old counts), and a
 dead worker's live gauges removed (`mark_process_dead`).
 
+Wiping is limited to directories lucidserve owns: an empty one, or one holding MARKER, which
+lucidserve writes when it first takes a directory. Any other non-empty directory (a mistyped
+LUCIDSERVE_MULTIPROC_DIR pointing at real data) is left untouched and start-up stops.
+
 Limits of the mode (prometheus_client's): no Info or Enum metrics, every Gauge needs an explicit
 multiprocess_mode, and exemplars are not stored in the files (lucidserve's exemplar store
 re-attaches them, see observability/exemplars.py).
@@ -22,17 +26,34 @@ import tempfile
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+MARKER = ".lucidserve-multiproc"
+
+
+class ForeignDirectoryError(Exception):
+    """The configured multiprocess directory holds files lucidserve did not make."""
 
 
 def prepare(directory: Path | None) -> Path:
     """Create (or empty) the multiprocess directory and export it for the workers."""
     path = directory or Path(tempfile.mkdtemp(prefix="lucidserve-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
-    for entry in path.iterdir():
+    entries = list(path.iterdir())
+    if entries and not (path / MARKER).is_file():
+        raise ForeignDirectoryError(
+            f"LUCIDSERVE_MULTIPROC_DIR {path} is not empty and was not made by lucidserve "
+            f"(no {MARKER} file): it is left untouched. Point the setting at an empty directory "
+            "(an emptyDir or a tmpfs), or unset it for a fresh temporary one"
+        )
+    for entry in entries:
+        if entry.name == MARKER:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink()
+    (path / MARKER).write_text(
+        "prometheus_client multiprocess files of lucidserve, wiped at start\n"
+    )
     # prometheus_client reads this at import, in every worker: it must be in the environment.
     os.environ[ENV] = str(path)
     return path

@@ -171,7 +171,7 @@ def _package(model: Path, reference: Path, out: Path, *extra: str) -> Path:
     subprocess.run(
         [str(BIN / "lucidserve"), "package", str(model), "--reference", str(reference),
          "--out", str(out), *extra],
-        check=True, capture_output=True, timeout=120, env=env,
+        check=True, capture_output=True, timeout=600, env=env,
     )  # fmt: skip
     return out
 
@@ -192,7 +192,10 @@ def package_large_forest(tmp: Path, *, trees: int = 10, rows: int = 60_000) -> P
     reference = tmp / "forest.csv"
     names = [f"f{i}" for i in range(LARGE_FOREST_FEATURES)]
     _write_csv(reference, names, x[:500].tolist())
-    return _package(model_path, reference, tmp / "forest-bundle")
+    # A tree's node arrays are one type skops does not trust by default: the packager names it.
+    return _package(
+        model_path, reference, tmp / "forest-bundle", "--trust", "sklearn.tree._tree.Tree"
+    )
 
 
 LARGE_FOREST_FEATURES = 20

@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 import multiprocessing
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from lucidserve.bundle.card import FeatureSpec, ModelCard
+from lucidserve.bundle.card import DriftReference, FeatureSpec, ModelCard, NumericBins
 from lucidserve.bundle.reference import PREDICTION, build_reference
 from lucidserve.bundle.train import train
 from lucidserve.observability.drift import DriftMonitor
-from lucidserve.observability.metrics import build_metrics
+from lucidserve.observability.metrics import local_drift_counts
 from lucidserve.settings import Settings
 from tests.support.drift_monitors import FakeClock, count_as_worker, make_monitor, send
 from tests.support.iris_traffic import as_columns, iris_rows
@@ -64,11 +63,13 @@ def test_each_batch_increments_the_bin_counters_exactly(iris_card: ModelCard) ->
     monitor, registry = make_monitor(iris_card)
     rows = iris_rows(250, seed=3)
     send(monitor, rows, batch=64)
-    spec = iris_card.drift["features"]["petal_length"]
+    assert iris_card.drift is not None
+    spec = iris_card.drift.features["petal_length"]
+    assert isinstance(spec, NumericBins)
     counts = np.bincount(
-        np.searchsorted(spec["edges"], rows[:, 2], side="right"), minlength=len(spec["bins"])
+        np.searchsorted(spec.edges, rows[:, 2], side="right"), minlength=len(spec.bins)
     )
-    for label, expected in zip(spec["bins"], counts.tolist(), strict=True):
+    for label, expected in zip(spec.bins, counts.tolist(), strict=True):
         value = registry.get_sample_value(
             "model_drift_observations_total",
             {"model_name": "iris", "model_version": "1.0.0", "feature": "petal_length",
@@ -80,7 +81,8 @@ def test_each_batch_increments_the_bin_counters_exactly(iris_card: ModelCard) ->
 def test_every_bin_counter_exists_before_any_traffic(iris_card: ModelCard) -> None:
     _, registry = make_monitor(iris_card)
     labels = {"model_name": "iris", "model_version": "1.0.0", "feature": PREDICTION}
-    for label in iris_card.drift["prediction"]["bins"]:
+    assert iris_card.drift is not None
+    for label in iris_card.drift.prediction.bins:
         sample = registry.get_sample_value(
             "model_drift_observations_total", {**labels, "bin": label}
         )
@@ -110,8 +112,9 @@ def test_at_the_minimum_the_gauges_carry_the_statistics(iris_card: ModelCard) ->
 
 def test_the_reference_ratio_gauges_hold_the_reference(iris_card: ModelCard) -> None:
     _, registry = make_monitor(iris_card)
-    spec = iris_card.drift["features"]["sepal_width"]
-    for label, proportion in zip(spec["bins"], spec["proportions"], strict=True):
+    assert iris_card.drift is not None
+    spec = iris_card.drift.features["sepal_width"]
+    for label, proportion in zip(spec.bins, spec.proportions, strict=True):
         value = registry.get_sample_value(
             "model_drift_reference_ratio",
             {"model_name": "iris", "model_version": "1.0.0", "feature": "sepal_width",
@@ -169,7 +172,7 @@ def test_two_processes_report_the_statistics_of_their_pooled_traffic(
 
 
 @pytest.fixture
-def mixed_reference() -> tuple[list[FeatureSpec], dict[str, Any]]:
+def mixed_reference() -> tuple[list[FeatureSpec], DriftReference]:
     features = [
         FeatureSpec(name="colour", type="category", categories=["red", "green", "missing"]),
         FeatureSpec(name="note", type="text"),
@@ -186,12 +189,17 @@ def mixed_reference() -> tuple[list[FeatureSpec], dict[str, Any]]:
 
 
 def test_categories_texts_and_regression_bin_as_the_reference_does(
-    mixed_reference: tuple[list[FeatureSpec], dict[str, Any]],
+    mixed_reference: tuple[list[FeatureSpec], DriftReference],
 ) -> None:
     features, reference = mixed_reference
     registry = CollectorRegistry()
-    metrics = build_metrics(registry, "mixed", "1")
-    monitor = DriftMonitor(reference, Settings(drift_min_samples=1), metrics.model, features)
+    monitor = DriftMonitor(
+        reference,
+        features,
+        Settings(drift_min_samples=1),
+        model=("mixed", "1"),
+        count_cells=lambda cells: local_drift_counts(registry, "mixed", "1", cells),
+    )
     columns = {
         "colour": np.array(["red", "missing", None, "", "blue", "green"], dtype=object),
         "note": np.array(["a", "", None, "ccc dd", "x" * 500, "bb"], dtype=object),

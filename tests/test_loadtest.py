@@ -68,7 +68,7 @@ def reviews_card() -> dict[str, Any]:
         "task": "classification",
         "classes": ["happy", "unhappy"],
         "features": [s.model_dump(mode="json") for s in specs],
-        "drift": reference,
+        "drift": reference.model_dump(mode="json"),
     }
 
 

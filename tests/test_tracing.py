@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
+import random
 import warnings
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanContext
 
 from lucidserve.observability.tracing import (
     DEFAULT_SAMPLE_RATIO,
@@ -57,6 +61,31 @@ def test_new_traces_follow_the_ratio() -> None:
     assert 4_400 < kept < 5_600  # 25 % of 20,000, far beyond chance either side
     assert EdgeSampler(1.0).skip(scope_with(b"garbage")) is False
     assert EdgeSampler(0.0).skip(scope_with(b"garbage")) is True
+
+
+def test_a_new_trace_is_kept_exactly_when_the_sdks_trace_id_rule_keeps_its_id() -> None:
+    """The edge decides by the id the trace will carry, so services applying TraceIdRatioBased
+    to the same trace agree with it."""
+    random.seed(11)  # the SDK draws ids from `random`
+    sampler = EdgeSampler(0.25)
+    provider = TracerProvider(
+        sampler=ParentBased(TraceIdRatioBased(0.25)), id_generator=sampler.trace_ids
+    )
+    tracer = provider.get_tracer("test")
+    rule = TraceIdRatioBased(0.25)
+
+    def one_request() -> SpanContext | None:
+        if sampler.skip(scope_with(None)):
+            return None
+        with tracer.start_as_current_span("request") as span:
+            return span.get_span_context()
+
+    kept = [c for c in (contextvars.copy_context().run(one_request) for _ in range(400)) if c]
+    assert 50 < len(kept) < 150
+    for context in kept:
+        assert context.trace_flags.sampled
+        decision = rule.should_sample(None, context.trace_id, "request").decision
+        assert decision is Decision.RECORD_AND_SAMPLE
 
 
 def test_the_provider_leaves_the_process_warning_filters_as_they_were(

@@ -16,13 +16,11 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry, disable_created_metrics
 from starlette.middleware.cors import CORSMiddleware
 
 from lucidserve import __version__
@@ -34,16 +32,13 @@ from lucidserve.api.model import model_router
 from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
 from lucidserve.api.security import ApiKeys, api_key_dependencies
-from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import Bundle, load_bundle_logged, read_card
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.inference.predictor import Predictor
-from lucidserve.observability.drift import DriftMonitor
-from lucidserve.observability.exemplars import ExemplarStore
-from lucidserve.observability.exposition import PooledCollector
-from lucidserve.observability.metrics import ServiceMetrics, build_metrics
-from lucidserve.observability.middleware import AccessLogPolicy, RequestObservabilityMiddleware
+from lucidserve.observability.logging import LogPipeline
+from lucidserve.observability.middleware import RequestObservabilityMiddleware
+from lucidserve.observability.recording import build_observability
 from lucidserve.observability.tracing import EdgeSampledApp, create_tracing
 from lucidserve.runtime import Runtime
 from lucidserve.server import multiprocess
@@ -57,12 +52,15 @@ def create_app(
     *,
     started_at: float | None = None,
     bundle: Bundle | None = None,
+    log_pipeline: LogPipeline | None = None,
 ) -> FastAPI:
     """The ASGI application for the bundle in `settings.model_dir`.
 
     `started_at` is when the server started (gunicorn's master, for every worker it forks): the
-    model page's request rates count from there. By default, now. `bundle` is the bundle already
-    loaded (by gunicorn's master, before forking this worker); without it, this process loads it.
+    model page's request rates count from there. By default, now. `log_pipeline` is the
+    process's JSON logging (observability/logging.py); without one, the request's lines are
+    ordinary log records. `bundle` is the bundle already loaded (by gunicorn's master, before
+    forking this worker); without it, this process loads it.
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
@@ -74,17 +72,22 @@ def create_app(
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
-    metrics, exposition = _metrics(settings, card)
+    observability = build_observability(
+        settings,
+        card,
+        shared_directory=multiprocess.shared_directory(),
+        events=log_pipeline.write_event if log_pipeline is not None else None,
+    )
+    if log_pipeline is not None:
+        log_pipeline.count_drops(observability.count_log_drop)
+    exposition = observability.exposition
     runtime = Runtime(
         settings=settings,
         card=card,
         schemas=schemas,
-        metrics=metrics,
+        observability=observability,
         api_keys=ApiKeys.from_settings(settings),
     )
-    if metrics is not None and exposition is not None and settings.drift_enabled and card.drift:
-        runtime.drift = DriftMonitor(card.drift, settings, metrics.model, card.features)
-        exposition.register(runtime.drift.collector())
     tracing = create_tracing(card.name, card.version)
     provider = tracing.provider
     if provider is not None:
@@ -139,37 +142,11 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Server-Timing"],
         )
-    app.add_middleware(
-        RequestObservabilityMiddleware,
-        metrics=metrics.http if metrics is not None else None,
-        access_log=AccessLogPolicy(
-            sample_ratio=settings.access_log_sample_ratio,
-            slow_seconds=settings.slow_request_seconds,
-        ),
-    )
+    app.add_middleware(RequestObservabilityMiddleware, observability=observability)
     _document_request_schema(app, schemas.openapi_components)
     if settings.docs_enabled:
         install_documentation(app, app.openapi, guards)
     return app
-
-
-def _metrics(
-    settings: Settings, card: ModelCard
-) -> tuple[ServiceMetrics | None, CollectorRegistry | None]:
-    if not settings.metrics_enabled:
-        return None, None
-    # `*_created` series double the exposition and no dashboard or rule reads them.
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    exposition = CollectorRegistry()
-    classes = card.classes or ()
-    # prometheus_client chose its mode at import from this variable; follow the same choice.
-    shared = os.environ.get(multiprocess.ENV)
-    if shared:
-        directory = Path(shared)
-        exposition.register(PooledCollector(directory))
-        store = ExemplarStore(directory)
-        return build_metrics(None, card.name, card.version, store, classes), exposition
-    return build_metrics(exposition, card.name, card.version, classes=classes), exposition
 
 
 async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
@@ -189,12 +166,11 @@ async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
         runtime.load_failed = True
         signal.raise_signal(signal.SIGTERM)
         return
-    model_metrics = runtime.metrics.model if runtime.metrics is not None else None
-    observe_drift = runtime.drift.observe if runtime.drift is not None else None
-    predictor = Predictor(card, bundle.estimator, observe_drift)
+    observability = runtime.observability
+    predictor = Predictor(card, bundle.estimator, observability.record_drift)
     queue = InferenceQueue(
         predictor,
-        model_metrics,
+        observability,
         batching=settings.batching,
         max_rows=settings.batch_max_rows,
         max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
@@ -208,14 +184,7 @@ async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
     gc.collect()
     gc.freeze()
     runtime.queue = queue
-    if model_metrics is not None:
-        model_metrics.info.labels(
-            card.name,
-            card.version,
-            card.task,
-            card.sklearn_version,
-            str(card.drift.get("version", "none")),
-        ).set(1)
+    observability.model_loaded()
     runtime.set_ready_gauge()
     logger.info(
         "model ready",

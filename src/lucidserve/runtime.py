@@ -1,4 +1,4 @@
-"""What a serving process holds at run time: the card, the model behind its queue, the metrics."""
+"""What a serving process holds at run time: the card, the model behind its queue, observability."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.schema import RequestSchemas
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.observability.drift import DriftMonitor
-from lucidserve.observability.metrics import ServiceMetrics
+from lucidserve.observability.recording import Observability
 from lucidserve.settings import Settings
 
 
@@ -21,12 +21,16 @@ class Runtime:
     settings: Settings
     card: ModelCard
     schemas: RequestSchemas
-    metrics: ServiceMetrics | None
+    observability: Observability
     api_keys: ApiKeys
     queue: InferenceQueue | None = None
-    drift: DriftMonitor | None = None
     draining: bool = False
     load_failed: bool = False
+
+    @property
+    def drift(self) -> DriftMonitor | None:
+        """The drift monitor (None when drift or metrics are off)."""
+        return self.observability.drift
 
     @property
     def ready(self) -> bool:
@@ -50,5 +54,4 @@ class Runtime:
         return self.queue
 
     def set_ready_gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.model.ready.set(1 if self.ready else 0)
+        self.observability.set_ready(self.ready)

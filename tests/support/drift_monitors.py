@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from lucidserve.bundle.card import ModelCard
 from lucidserve.observability.drift import DriftMonitor
-from lucidserve.observability.metrics import build_metrics
+from lucidserve.observability.metrics import local_drift_counts
 from lucidserve.settings import Settings
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -37,12 +37,13 @@ def make_monitor(
 ) -> tuple[DriftMonitor, CollectorRegistry]:
     """A monitor for `card` whose collector is registered on a fresh registry."""
     registry = CollectorRegistry()
-    metrics = build_metrics(registry, card.name, card.version)
+    assert card.drift is not None
     monitor = DriftMonitor(
         card.drift,
-        Settings(**settings),
-        metrics.model,
         card.features,
+        Settings(**settings),
+        model=(card.name, card.version),
+        count_cells=lambda cells: local_drift_counts(registry, card.name, card.version, cells),
         window_dir=window_dir,
         clock=clock or FakeClock(),
     )

@@ -51,34 +51,31 @@ def main(argv: list[str] | None = None) -> int:
 
 def _page_builder(tmp: Path, observations: int) -> tuple[Callable[[], bytes], int]:
     import numpy as np
-    from prometheus_client import CollectorRegistry
 
     from lucidserve.api.pages import CACHE_SECONDS, model_page_builder
     from lucidserve.bundle.schema import build_schemas
     from lucidserve.bundle.train import train
-    from lucidserve.observability.drift import DriftMonitor
-    from lucidserve.observability.exposition import PooledCollector
-    from lucidserve.observability.metrics import build_metrics
+    from lucidserve.observability.recording import build_observability
     from lucidserve.runtime import Runtime
+    from lucidserve.server import multiprocess
     from lucidserve.settings import Settings
     from tests.support.iris_traffic import as_columns, iris_rows
 
     card = train("iris", tmp / "iris")
-    settings = Settings(model_dir=tmp / "iris")
-    exposition = CollectorRegistry()
-    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if shared:
-        exposition.register(PooledCollector(Path(shared)))
-        metrics = build_metrics(None, card.name, card.version)
-    else:
-        metrics = build_metrics(exposition, card.name, card.version)
+    settings = Settings(model_dir=tmp / "iris", access_log_sample_ratio=0.0)
     clock = [time.time() - settings.drift_window_seconds * 0.98]
-    monitor = DriftMonitor(
-        card.drift, settings, metrics.model, card.features, clock=lambda: clock[0]
+    observability = build_observability(
+        settings,
+        card,
+        shared_directory=multiprocess.shared_directory(),
+        events=None,
+        clock=lambda: clock[0],
     )
-    exposition.register(monitor.collector())
+    monitor = observability.drift
+    assert monitor is not None
+    exposition = observability.exposition
     schemas = build_schemas(card, max_batch_rows=1000, max_text_length=1000)
-    runtime = Runtime(settings, card, schemas, metrics, api_keys=(), drift=monitor)
+    runtime = Runtime(settings, card, schemas, observability, api_keys=())
 
     rows = iris_rows(observations, seed=7)
     labels = np.asarray(card.classes, dtype=object)[np.arange(observations) % 3]
@@ -89,8 +86,11 @@ def _page_builder(tmp: Path, observations: int) -> tuple[Callable[[], bytes], in
         clock[0] += step
     for i in range(4000):
         route, status = [("/v1/predict", 200), ("/v1/model", 200), ("/healthz", 200)][i % 3]
-        metrics.http.observe("POST", route, status, 0.001 + (i % 50) / 10_000, None)
-    metrics.http.observe("POST", "/v1/predict", 503, 0.2, None)
+        scope = {"path": route, "client": None}
+        observability.request_started("POST")
+        observability.record_request(scope, "POST", route, status, 0.001 + (i % 50) / 10_000, "")
+    observability.request_started("POST")
+    observability.record_request({"path": "/v1/predict"}, "POST", "/v1/predict", 503, 0.2, "")
     in_window = int(monitor.summary()["features"]["sepal_length"]["observations"])
     build = model_page_builder(runtime, exposition, time.time() - 3600, CACHE_SECONDS, time.time)
     return build, in_window

@@ -1,14 +1,13 @@
 """POST /v1/predict and /v1/predict/{label}: the request's path, in one direction.
 
-body (api/intake.py: content type, size, deadline, schema) -> inference queue -> metrics,
-prediction log lines -> orjson response.
+body (api/intake.py: content type, size, deadline, schema) -> inference queue -> orjson response
+-> the predictions recorded (metrics, a log line per sample: the observability object).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from logging import INFO
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -20,13 +19,10 @@ from lucidserve.api.intake import SampleIntake
 from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
 from lucidserve.inference.batcher import DeadlineExceeded, Outcome, Overloaded
 from lucidserve.inference.predictor import BatchResult, RejectedInput
-from lucidserve.observability.events import EventLogger
-from lucidserve.observability.hashing import input_hasher
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
 from lucidserve.observability.spans import record_request_spans
 from lucidserve.runtime import Runtime
 
-prediction_lines = EventLogger("lucidserve.predictions")
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
@@ -80,68 +76,27 @@ def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     return router
 
 
+Content = Callable[[BatchResult, list[Any], list[float] | None], dict[str, Any]]
+"""A response body's own part, from a request's result, labels and each label's probability."""
+
+
 class _PredictHandler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.settings = runtime.settings
         self.card = runtime.card
+        self.observability = runtime.observability
         self.classes: list[str] = list(runtime.card.classes or [])
         self.class_index = {c: i for i, c in enumerate(self.classes)}
-        self.model = runtime.metrics.model if runtime.metrics is not None else None
+        settings = runtime.settings
         self.intake = SampleIntake(
             runtime.schemas,
-            max_body_bytes=self.settings.max_body_bytes,
-            max_rows=self.settings.max_batch_rows,
+            max_body_bytes=settings.max_body_bytes,
+            max_rows=settings.max_batch_rows,
         )
-        self.timeout = self.settings.request_timeout_seconds
-        key = self.settings.input_hash_key
-        self.hash_input = input_hasher(key.get_secret_value().encode() if key else None)
-        self.log_predictions = self.settings.prediction_log
-        self.log_inputs = self.settings.log_inputs
+        self.timeout = settings.request_timeout_seconds
 
     async def predict(self, request: Request) -> Response:
-        samples, outcome = await self._run(request)
-        request_id = request.scope.get(REQUEST_ID_KEY, "")
-        serialize_started = time.perf_counter()
-        body, labels, confidences = self._predictions_body(outcome.result, request_id)
-        record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
-        self._observe(request, samples, labels, confidences, request_id)
-        return Response(body, media_type="application/json")
-
-    def _predictions_body(
-        self, result: BatchResult, request_id: str
-    ) -> tuple[bytes, list[Any], list[float] | None]:
-        """The /v1/predict body, with the labels and each label's probability (None: regressor)
-        as lists, for the metrics and log lines."""
-        labels: list[Any] = result.labels.tolist()
-        confidences: list[float] | None
-        predictions: list[dict[str, Any]]
-        if result.probabilities is not None:
-            confidences = result.probabilities.max(axis=1).tolist()
-            rows = result.probabilities.tolist()
-            predictions = [
-                {
-                    "label": label,
-                    "probability": confidence,
-                    "probabilities": dict(zip(self.classes, row, strict=True)),
-                }
-                for label, confidence, row in zip(labels, confidences, rows, strict=True)
-            ]
-        else:
-            assert result.values is not None
-            confidences = None
-            predictions = [
-                {"label": str(v), "probability": None, "value": v} for v in result.values.tolist()
-            ]
-        body = orjson.dumps(
-            {
-                "predictions": predictions,
-                "model_name": self.card.name,
-                "model_version": self.card.version,
-                "request_id": request_id,
-            }
-        )
-        return body, labels, confidences
+        return await self._respond(request, self._predictions)
 
     async def predict_label(self, request: Request, label: str) -> Response:
         index = self.class_index.get(label)
@@ -152,24 +107,60 @@ class _PredictHandler:
                 f"Unknown label {label!r}.",
                 {"valid_labels": self.classes},
             )
+
+        def probabilities(
+            result: BatchResult, labels: list[Any], confidences: list[float] | None
+        ) -> dict[str, Any]:
+            assert result.probabilities is not None
+            return {"label": label, "probabilities": result.probabilities[:, index].tolist()}
+
+        return await self._respond(request, probabilities)
+
+    async def _respond(self, request: Request, content: Content) -> Response:
+        """Predict, encode the body (`content` and the model's identity), record the request's
+        spans and predictions."""
         samples, outcome = await self._run(request)
         result = outcome.result
-        assert result.probabilities is not None
+        labels: list[Any] = result.labels.tolist()
+        probabilities = result.probabilities
+        confidences = probabilities.max(axis=1).tolist() if probabilities is not None else None
         request_id = request.scope.get(REQUEST_ID_KEY, "")
         serialize_started = time.perf_counter()
-        body = orjson.dumps(
-            {
-                "label": label,
-                "probabilities": result.probabilities[:, index].tolist(),
-                "model_name": self.card.name,
-                "model_version": self.card.version,
-                "request_id": request_id,
-            }
-        )
+        body = content(result, labels, confidences)
+        body["model_name"] = self.card.name
+        body["model_version"] = self.card.version
+        body["request_id"] = request_id
+        encoded = orjson.dumps(body)
         record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
-        confidences = result.probabilities.max(axis=1).tolist()
-        self._observe(request, samples, result.labels.tolist(), confidences, request_id)
-        return Response(body, media_type="application/json")
+        self.observability.record_predictions(
+            request_id, samples, labels, confidences, request.scope.get(STARTED_KEY)
+        )
+        return Response(encoded, media_type="application/json")
+
+    def _predictions(
+        self, result: BatchResult, labels: list[Any], confidences: list[float] | None
+    ) -> dict[str, Any]:
+        """The /v1/predict body's predictions: a classifier's labels and probabilities, or a
+        regressor's values."""
+        if result.probabilities is not None and confidences is not None:
+            rows = result.probabilities.tolist()
+            classes = self.classes
+            return {
+                "predictions": [
+                    {
+                        "label": label,
+                        "probability": confidence,
+                        "probabilities": dict(zip(classes, row, strict=True)),
+                    }
+                    for label, confidence, row in zip(labels, confidences, rows, strict=True)
+                ]
+            }
+        assert result.values is not None
+        return {
+            "predictions": [
+                {"label": str(v), "probability": None, "value": v} for v in result.values.tolist()
+            ]
+        }
 
     async def _run(self, request: Request) -> tuple[Sequence[dict[str, Any]], Outcome]:
         queue = self.runtime.require_ready()
@@ -200,36 +191,3 @@ class _PredictHandler:
                 {"sample": exc.sample},
             ) from None
         return samples, outcome
-
-    def _observe(
-        self,
-        request: Request,
-        samples: Sequence[dict[str, Any]],
-        labels: list[Any],
-        confidences: list[float] | None,
-        request_id: str,
-    ) -> None:
-        if self.model is not None:
-            self.model.count_predictions(labels)
-            if confidences is not None:
-                for confidence in confidences:
-                    self.model.confidence.observe(confidence)
-        if not self.log_predictions or not prediction_lines.enabled():
-            return
-        started = request.scope.get(STARTED_KEY)
-        latency_ms = round((time.perf_counter() - started) * 1000.0, 3) if started else None
-        for i, sample in enumerate(samples):
-            fields: dict[str, Any] = {
-                "event": "prediction",
-                "request_id": request_id,
-                "model_name": self.card.name,
-                "model_version": self.card.version,
-                "input_hash": self.hash_input(sample),
-                "input_hash_scheme": self.hash_input.scheme,
-                "label": labels[i],
-                "probability": confidences[i] if confidences is not None else None,
-                "latency_ms": latency_ms,
-            }
-            if self.log_inputs:
-                fields["inputs"] = sample
-            prediction_lines.emit(INFO, "prediction", fields)

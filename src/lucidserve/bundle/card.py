@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 FeatureType = Literal["number", "category", "text"]
 Task = Literal["classification", "regression"]
@@ -12,6 +19,7 @@ InputFormat = Literal["array", "text"]
 
 CARD_FILE = "card.json"
 CARD_SCHEMA_VERSION = 1
+DEFAULT_EPSILON = 1e-4
 
 
 class ValueRange(BaseModel):
@@ -34,6 +42,65 @@ class FeatureSpec(BaseModel):
     categories: list[str] | None = None
     max_length: int | None = None
     example: float | str | None = None
+
+
+class NumericBins(BaseModel):
+    """A number's (or a text length's) reference bins: underflow, one bin per gap between
+    consecutive `edges`, overflow, missing; a value goes to bin `searchsorted(edges, value,
+    side="right")`, a missing one to the last."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["numeric", "text_length"]
+    edges: list[float]
+    bins: list[str]
+    proportions: list[float]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NumericBins:
+        if len(self.edges) < 2 or len(self.bins) != len(self.edges) + 2:
+            raise ValueError(f"{len(self.bins)} bins for {len(self.edges)} edges")
+        return _same_length(self)
+
+
+class CategoryBins(BaseModel):
+    """A category's (or a classifier's predicted class's) reference bins: `categories` in
+    order, then `__other__`, then `__missing__`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["categorical", "class"]
+    categories: list[str]
+    bins: list[str]
+    proportions: list[float]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CategoryBins:
+        if len(self.bins) != len(self.categories) + 2:
+            raise ValueError(f"{len(self.bins)} bins for {len(self.categories)} categories")
+        return _same_length(self)
+
+
+_Bins = TypeVar("_Bins", NumericBins, CategoryBins)
+ReferenceBins = Annotated[NumericBins | CategoryBins, Field(discriminator="kind")]
+
+
+def _same_length(bins: _Bins) -> _Bins:
+    if len(bins.proportions) != len(bins.bins):
+        raise ValueError("bins and proportions differ in length")
+    return bins
+
+
+class DriftReference(BaseModel):
+    """The drift reference (bundle/reference.py builds it): each feature's bins and the share
+    of the reference data in each, and the same for the prediction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    epsilon: float = DEFAULT_EPSILON
+    features: dict[str, ReferenceBins]
+    prediction: ReferenceBins
 
 
 class ModelCard(BaseModel):
@@ -61,7 +128,18 @@ class ModelCard(BaseModel):
     estimator_format: Literal["skops", "joblib", "pickle"]
     estimator_sha256: str
     trusted_types: list[str] = Field(default_factory=list)
-    drift: dict[str, Any] = Field(default_factory=dict)
+    drift: DriftReference | None = None
+    """None for a card written without a reference (`{}` on disk): drift monitoring is off."""
+
+    @field_validator("drift", mode="before")
+    @classmethod
+    def _no_reference(cls, value: Any) -> Any:
+        return None if value == {} else value
+
+    @field_serializer("drift")
+    def _reference_or_empty(self, drift: DriftReference | None) -> dict[str, Any]:
+        # card.json has always written a missing reference as {}.
+        return drift.model_dump(mode="json") if drift is not None else {}
 
     def public(self) -> dict[str, Any]:
         """The card as served on /v1/model.
@@ -70,5 +148,5 @@ class ModelCard(BaseModel):
         data), so it is served: load generators draw realistic traffic from it.
         """
         data = self.model_dump(mode="json", exclude={"trusted_types"})
-        data["drift_reference_version"] = self.drift.get("version")
+        data["drift_reference_version"] = self.drift.version if self.drift is not None else None
         return data

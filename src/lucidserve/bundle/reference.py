@@ -14,6 +14,7 @@ prediction is binned by predicted class; a regressor's like a numeric feature.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,14 +22,26 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lucidserve.bundle.card import FeatureSpec
+from lucidserve.bundle.card import DEFAULT_EPSILON, DriftReference, FeatureSpec
 
 PREDICTION = "__prediction__"
 UNDERFLOW, OVERFLOW, MISSING = "underflow", "overflow", "missing"
 # Category bins: underscored so that no real category (say "missing") can collide with them.
 OTHER, MISSING_CATEGORY = "__other__", "__missing__"
 TOP_CATEGORIES = 20
-EPSILON = 1e-4
+EPSILON = DEFAULT_EPSILON
+# The dict keys that a categorical value is missing by (drift_bins.py looks values up in a dict).
+MISSING_CATEGORY_KEYS: tuple[object, ...] = (None, "", math.nan, np.nan)
+
+
+def is_missing(value: object) -> bool:
+    """A value counted in a feature's missing bin: None or NaN (a text may be empty)."""
+    return value is None or value != value  # noqa: PLR0124 - NaN
+
+
+def is_missing_category(value: object) -> bool:
+    """A category counted as missing: None, NaN, or the empty string."""
+    return is_missing(value) or value == ""
 
 
 def build_reference(
@@ -36,7 +49,7 @@ def build_reference(
     columns: Mapping[str, np.ndarray],
     predictions: np.ndarray,
     classes: Sequence[str] | None,
-) -> dict[str, Any]:
+) -> DriftReference:
     """The `drift` section of a card for reference `columns` and the model's `predictions`."""
     specs: dict[str, Any] = {}
     for feature in features:
@@ -44,7 +57,7 @@ def build_reference(
         if feature.type == "number":
             specs[feature.name] = numeric_bins(values.astype(np.float64), kind="numeric")
         elif feature.type == "text":
-            lengths = np.array([len(v) if isinstance(v, str) else np.nan for v in values])
+            lengths = np.array([np.nan if is_missing(v) else len(v) for v in values])
             specs[feature.name] = numeric_bins(lengths, kind="text_length")
         else:
             specs[feature.name] = categorical_bins(values)
@@ -55,7 +68,7 @@ def build_reference(
         prediction = numeric_bins(predictions.astype(np.float64), kind="numeric")
     body = {"epsilon": EPSILON, "features": specs, "prediction": prediction}
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return {"version": digest[:16], **body}
+    return DriftReference.model_validate({"version": digest[:16], **body})
 
 
 def numeric_bins(values: np.ndarray, *, kind: str) -> dict[str, Any]:
@@ -95,14 +108,14 @@ def bin_numeric(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
 
 def categorical_bins(values: np.ndarray, categories: list[str] | None = None) -> dict[str, Any]:
     """Bins for the most frequent categories, plus other and missing."""
-    present = [str(v) for v in values if v is not None and v == v and v != ""]  # noqa: PLR0124 - NaN
+    present = [str(v) for v in values if not is_missing_category(v)]
     if categories is None:
         categories = [c for c, _ in Counter(present).most_common(TOP_CATEGORIES)]
     labels = [*categories, OTHER, MISSING_CATEGORY]
     position = {c: i for i, c in enumerate(categories)}
     counts = np.zeros(len(labels), dtype=np.int64)
     for value in values:
-        if value is None or value != value or value == "":  # noqa: PLR0124 - NaN
+        if is_missing_category(value):
             counts[-1] += 1
         else:
             counts[position.get(str(value), len(categories))] += 1

@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from opentelemetry import trace
-
 from lucidserve.inference.predictor import BatchResult, Predictor, RejectedInput, Sample
-from lucidserve.observability.metrics import ModelMetrics
+from lucidserve.observability.lines import sampled_trace_id
+from lucidserve.observability.recording import Observability
 
 logger = logging.getLogger("lucidserve.inference")
 
@@ -73,7 +72,7 @@ class InferenceQueue:
     def __init__(
         self,
         predictor: Predictor,
-        metrics: ModelMetrics | None,
+        observability: Observability,
         *,
         batching: bool,
         max_rows: int,
@@ -82,7 +81,7 @@ class InferenceQueue:
         stall_seconds: float,
     ) -> None:
         self._predictor = predictor
-        self._metrics = metrics
+        self._observability = observability
         self._batching = batching
         self._max_rows = max_rows
         self._max_wait = max_wait_seconds
@@ -120,14 +119,13 @@ class InferenceQueue:
         """Queue `samples` and wait for their predictions; `deadline` is a perf_counter time."""
         rows = len(samples)
         if self._queued_rows + rows > self._queue_max_rows and self._queued_rows > 0:
-            if self._metrics is not None:
-                self._metrics.shed.inc()
+            self._observability.count_shed()
             raise Overloaded(retry_after=1)
         if self._queued_rows == 0:
             self._progress_at = time.monotonic()  # the stall clock starts with the work
         self._queued_rows += rows
         self._set_queue_gauge()
-        trace_id = _sampled_trace_id()
+        trace_id = sampled_trace_id()
         try:
             if not self._batching:
                 return await self._predict_alone(samples, trace_id, deadline)
@@ -151,8 +149,8 @@ class InferenceQueue:
                 started, result, finished = await self._run(samples)
             except RejectedInput as exc:
                 raise await self._locate(samples, exc) from None
-        self._record_queue(started - enqueued)
-        self._record_batch(len(samples), result, trace_id)
+        self._observability.record_queue_wait(started - enqueued)
+        self._observability.record_batch(len(samples), result.inference_seconds, trace_id)
         return Outcome(result, enqueued, started, finished, len(samples))
 
     async def _run(self, samples: Sequence[Sample]) -> tuple[float, BatchResult, float]:
@@ -184,8 +182,7 @@ class InferenceQueue:
             stalled = self.stalled_for(time.monotonic()) > self._stall_seconds
             if stalled != self.stalled:
                 self.stalled = stalled
-                if self._metrics is not None:
-                    self._metrics.stalled.set(1 if stalled else 0)
+                self._observability.set_stalled(stalled)
                 if stalled:
                     logger.error(
                         "inference stalled: no progress for %.0f s while work waits",
@@ -211,8 +208,7 @@ class InferenceQueue:
                     self._executor, self._timed, samples
                 )
             except Exception:
-                if self._metrics is not None:
-                    self._metrics.errors.inc()
+                self._observability.count_inference_error()
                 await self._retry_alone(batch)
                 continue
             self._deliver(batch, started, result, finished)
@@ -253,19 +249,19 @@ class InferenceQueue:
             size = len(pending.samples)
             share = result.select(offset, offset + size)
             offset += size
-            self._record_queue(started - pending.enqueued)
+            self._observability.record_queue_wait(started - pending.enqueued)
             if not pending.future.done():
                 outcome = Outcome(share, pending.enqueued, started, finished, rows)
                 pending.future.set_result(outcome)
-        self._record_batch(rows, result, batch[0].trace_id)
+        self._observability.record_batch(rows, result.inference_seconds, batch[0].trace_id)
 
     async def _retry_alone(self, batch: list[_Pending]) -> None:
         for pending in batch:
             try:
                 started, result, finished = await self._run(pending.samples)
             except Exception as exc:
-                if len(batch) > 1 and self._metrics is not None:
-                    self._metrics.errors.inc()
+                if len(batch) > 1:
+                    self._observability.count_inference_error()
                 failure: Exception = exc
                 if isinstance(exc, RejectedInput):
                     failure = await self._locate(pending.samples, exc)
@@ -274,24 +270,8 @@ class InferenceQueue:
                 continue
             self._deliver([pending], started, result, finished)
 
-    def _record_queue(self, seconds: float) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_duration.observe(seconds)
-
-    def _record_batch(self, rows: int, result: BatchResult, trace_id: str | None) -> None:
-        if self._metrics is not None:
-            self._metrics.batch_rows.observe(rows)
-            self._metrics.observe_inference(result.inference_seconds, trace_id)
-
     def _count_expired(self) -> None:
-        if self._metrics is not None:
-            self._metrics.expired.inc()
+        self._observability.count_expired()
 
     def _set_queue_gauge(self) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_rows.set(self._queued_rows)
-
-
-def _sampled_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.trace_flags.sampled else None
+        self._observability.set_queue_rows(self._queued_rows)

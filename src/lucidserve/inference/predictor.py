@@ -49,9 +49,11 @@ class Predictor:
     def __init__(
         self, card: ModelCard, estimator: Any, observe_drift: DriftObserver | None = None
     ) -> None:
+        """`observe_drift` sees each predicted batch's columns and predictions (the
+        observability object's `record_drift`)."""
         self.card = card
         self._estimator = estimator
-        self._observe_drift = observe_drift
+        self._observe_drift = observe_drift or _ignore_batch
         self._names = [f.name for f in card.features]
         self._numeric = [f.type == "number" for f in card.features]
         self.classes = np.asarray(card.classes, dtype=object) if card.classes else None
@@ -91,10 +93,7 @@ class Predictor:
             result = BatchResult(self.classes[output.argmax(axis=1)], output, None, elapsed)
         else:
             result = BatchResult(output.astype(str), None, output, elapsed)
-        if self._observe_drift is not None:
-            self._observe_drift(
-                columns, result.values if result.values is not None else result.labels
-            )
+        self._observe_drift(columns, result.values if result.values is not None else result.labels)
         return result
 
     def locate_rejected(self, samples: Sequence[Sample], reason: str) -> RejectedInput:
@@ -120,6 +119,10 @@ class Predictor:
         except Exception:
             return True
         return not np.isfinite(output).all()
+
+
+def _ignore_batch(columns: Mapping[str, np.ndarray], predictions: np.ndarray) -> None:
+    """No drift monitoring (a warm-up call, a library user)."""
 
 
 def _reason(exc: Exception) -> str:

@@ -13,7 +13,6 @@ The statistics (drift_stats.py) are computed when asked, by `collector()` at scr
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,12 +23,11 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from lucidserve.bundle.card import FeatureSpec
-from lucidserve.bundle.reference import EPSILON
+from lucidserve.bundle.card import DriftReference, FeatureSpec
 from lucidserve.observability.drift_bins import FeatureBins, NumericBlock, compile_reference
 from lucidserve.observability.drift_stats import DriftStatistics, evaluate
 from lucidserve.observability.drift_window import LocalWindow, SharedWindow, WindowLayout
-from lucidserve.observability.metrics import ModelMetrics
+from lucidserve.observability.metrics import CellCounts
 from lucidserve.settings import Settings
 
 WINDOW_SUBDIR = "drift-window"
@@ -41,35 +39,34 @@ class DriftMonitor:
 
     def __init__(
         self,
-        reference: dict[str, Any],
-        settings: Settings,
-        metrics: ModelMetrics,
+        reference: DriftReference,
         features: Sequence[FeatureSpec],
+        settings: Settings,
         *,
+        model: tuple[str, str],
+        count_cells: Callable[[Sequence[tuple[str, str]]], CellCounts],
         window_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Compile the reference; the window is shared through files in `window_dir`, by default a
-        subdirectory of prometheus_client's multiprocess directory (in one process: memory)."""
+        """Compile the reference for `model` (name, version); `count_cells` makes the
+        `model_drift_observations_total` counters of the (feature, bin) cells. The window is
+        shared through files in `window_dir` (several workers), or kept in memory (None)."""
         self.bins = compile_reference(reference, features)
         self._numeric = NumericBlock([b for b in self.bins[:-1] if b.kind == "numeric"])
         self._other_bins = [b for b in self.bins[:-1] if b.kind != "numeric"]
-        self.reference_version = str(reference.get("version", ""))
-        self.epsilon = float(reference.get("epsilon", EPSILON))
+        self.reference_version = reference.version
+        self.epsilon = reference.epsilon
         self.settings = settings
-        self.model_name, self.model_version = metrics.name, metrics.version
+        self.model_name, self.model_version = model
         slot_seconds = settings.drift_slot_seconds or settings.drift_window_seconds / DEFAULT_SLOTS
         cell_names = [f"{b.feature}\x00{label}" for b in self.bins for label in b.labels]
         self.layout = WindowLayout.build(settings.drift_window_seconds, slot_seconds, cell_names)
-        directory = window_dir or _multiprocess_window_dir()
         self.window: LocalWindow | SharedWindow = (
-            SharedWindow(self.layout, directory) if directory else LocalWindow(self.layout)
+            SharedWindow(self.layout, window_dir) if window_dir else LocalWindow(self.layout)
         )
         self._clock = clock
         # Every bin's series exists from the start, at 0 (rate() works).
-        self._counters = metrics.drift_counts(
-            [(b.feature, label) for b in self.bins for label in b.labels]
-        )
+        self._counters = count_cells([(b.feature, label) for b in self.bins for label in b.labels])
         self._lock = threading.Lock()
 
     def observe(self, columns: Mapping[str, np.ndarray], predictions: np.ndarray) -> None:
@@ -193,14 +190,6 @@ class DriftCollector(Collector):
                 labels=[*labels, "bin"],
             ),
         ]
-
-
-def _multiprocess_window_dir() -> Path | None:
-    # prometheus_client chose its mode at import from this variable (server/multiprocess.py sets
-    # it for several workers and wipes the directory at start); the window follows the same
-    # choice, so it is shared exactly when the counters are.
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return Path(configured) / WINDOW_SUBDIR if configured else None
 
 
 def _number(value: float | None) -> float:

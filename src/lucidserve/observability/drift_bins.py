@@ -8,16 +8,19 @@ value, never a Python loop over rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
 
 import numpy as np
 
-from lucidserve.bundle.card import FeatureSpec
-from lucidserve.bundle.reference import PREDICTION, bin_numeric
+from lucidserve.bundle.card import CategoryBins, DriftReference, FeatureSpec, ReferenceBins
+from lucidserve.bundle.reference import (
+    MISSING_CATEGORY_KEYS,
+    PREDICTION,
+    bin_numeric,
+    is_missing,
+)
 
 Binner = Callable[[np.ndarray], np.ndarray]
 
@@ -41,26 +44,22 @@ class FeatureBins:
 
 
 def compile_reference(
-    reference: Mapping[str, Any], features: Sequence[FeatureSpec]
+    reference: DriftReference, features: Sequence[FeatureSpec]
 ) -> list[FeatureBins]:
     """Every feature of `features` (card order) and then the prediction, with consecutive cells."""
-    if not reference.get("features") or "prediction" not in reference:
-        raise ValueError("the model card has no drift reference; rebuild the bundle")
-    missing = [f.name for f in features if f.name not in reference["features"]]
+    missing = [f.name for f in features if f.name not in reference.features]
     if missing:
         raise ValueError(f"the drift reference has no bins for features {missing}")
-    specs = [(f.name, reference["features"][f.name]) for f in features]
-    specs.append((PREDICTION, reference["prediction"]))
+    specs = [(f.name, reference.features[f.name]) for f in features]
+    specs.append((PREDICTION, reference.prediction))
     compiled: list[FeatureBins] = []
     offset = 0
     for name, spec in specs:
-        labels = tuple(str(label) for label in spec["bins"])
-        proportions = np.asarray(spec["proportions"], dtype=np.float64)
-        if len(proportions) != len(labels):
-            raise ValueError(f"drift reference of {name!r}: bins and proportions differ in length")
-        edges = np.asarray(spec["edges"], dtype=np.float64) if "edges" in spec else None
+        labels = tuple(spec.bins)
+        proportions = np.asarray(spec.proportions, dtype=np.float64)
+        edges = None if isinstance(spec, CategoryBins) else np.asarray(spec.edges, np.float64)
         compiled.append(
-            FeatureBins(name, spec["kind"], labels, proportions, offset, _binner(spec), edges)
+            FeatureBins(name, spec.kind, labels, proportions, offset, _binner(spec), edges)
         )
         offset += len(labels)
     return compiled
@@ -92,15 +91,11 @@ class NumericBlock:
         return (index + self._offsets).ravel()
 
 
-def _binner(spec: Mapping[str, Any]) -> Binner:
-    kind = spec["kind"]
-    if kind == "numeric":
-        return _numeric_binner(np.asarray(spec["edges"], dtype=np.float64))
-    if kind == "text_length":
-        return _text_length_binner(np.asarray(spec["edges"], dtype=np.float64))
-    if kind in {"categorical", "class"}:
-        return _categorical_binner([str(c) for c in spec["categories"]])
-    raise ValueError(f"unknown drift bin kind {kind!r}")
+def _binner(spec: ReferenceBins) -> Binner:
+    if isinstance(spec, CategoryBins):
+        return _categorical_binner(spec.categories)
+    edges = np.asarray(spec.edges, dtype=np.float64)
+    return _numeric_binner(edges) if spec.kind == "numeric" else _text_length_binner(edges)
 
 
 def _numeric_binner(edges: np.ndarray) -> Binner:
@@ -131,8 +126,7 @@ def _categorical_binner(categories: list[str]) -> Binner:
     """
     other, missing_bin = len(categories), len(categories) + 1
     lookup: dict[object, int] = {c: i for i, c in enumerate(categories)}
-    # What the reference counts as missing: None, the empty string, NaN (the common NaN objects).
-    lookup.update({None: missing_bin, "": missing_bin, math.nan: missing_bin, np.nan: missing_bin})
+    lookup.update(dict.fromkeys(MISSING_CATEGORY_KEYS, missing_bin))
 
     def bin_index(values: np.ndarray) -> np.ndarray:
         if values.dtype != object and values.dtype.kind != "U":
@@ -144,7 +138,7 @@ def _categorical_binner(categories: list[str]) -> Binner:
 
 
 def _missing_text(values: np.ndarray) -> np.ndarray:
-    """None and NaN are missing texts (an empty text has length 0, as in the reference)."""
+    """Missing texts, as the reference counts them (an empty text has length 0)."""
     if values.dtype != object:
         return np.zeros(len(values), dtype=bool)
-    return np.asarray((values == None) | (values != values), dtype=bool)  # noqa: E711, PLR0124
+    return np.fromiter(map(is_missing, values), dtype=bool, count=len(values))

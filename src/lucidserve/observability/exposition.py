@@ -3,6 +3,11 @@
 The server's master compacts a dead worker's counter and histogram files into archive files
 (`compact_dead_worker`), under the same lock held exclusively, so counts are never lost and never
 seen twice, and the number of files, hence scrape time, stays bounded as workers come and go.
+
+This module is the one adapter to prometheus_client's multiprocess internals: the file format
+(`prometheus_client.mmap_dict.MmapedDict`, read and written for compaction) and the merged
+samples' names and labels that exemplar keys must match (exemplars.py `bucket_key`).
+tests/test_library_contracts.py names prometheus_client when an upgrade changes either.
 """
 
 from __future__ import annotations
@@ -41,11 +46,15 @@ class PooledCollector:
             yield metric
 
 
+def exemplar_key(sample: Sample) -> str:
+    """The key that exemplars.py stores a bucket sample's exemplar under."""
+    return json.dumps([sample.name, sorted(sample.labels.items())], separators=(",", ":"))
+
+
 def _with_exemplar(sample: Sample, exemplars: dict[str, tuple[str, float, float]]) -> Sample:
     if not sample.name.endswith("_bucket"):
         return sample
-    key = json.dumps([sample.name, sorted(sample.labels.items())], separators=(",", ":"))
-    found = exemplars.get(key)
+    found = exemplars.get(exemplar_key(sample))
     if found is None:
         return sample
     trace_id, value, stamp = found

@@ -1,13 +1,15 @@
 """JSON logs on stdout for every logger, written off the event loop and flushed at shutdown.
 
 Each process has one root handler. In a serving worker it is a QueueHandler, so a request only
-puts the record on a queue; a writer thread formats records (python-json-logger's orjson
-formatter) and the hot path's event lines (events.py, already dicts) and writes them to stdout
-in bursts: it wakes on the first record, lets a few milliseconds of lines gather, and writes
-them with one call, so a busy worker pays one thread wake-up and one write for many lines. The
+puts the record on a queue; a writer thread renders records and the hot path's event lines
+(lines.py: one layout, one formatter, for both) and writes them to stdout in bursts: it wakes on
+the first record, lets a few milliseconds of lines gather, and writes them with one call, so a
+busy worker pays one thread wake-up and one write for many lines. The
 queue is bounded (`LOG_QUEUE_MAX_LINES`): when stdout cannot keep up, a line past the bound is
 dropped and counted (`log_records_dropped_total`), never buffered without limit and never
-blocking the event loop. `LogPipeline.close()` drains it at shutdown.
+blocking the event loop. `LogPipeline.close()` drains it at shutdown. The pipeline is an object
+handed to `create_app` (it reaches the request path through the app's observability object),
+never a module global.
 gunicorn's and uvicorn's loggers forward to the root handler, so their lines are JSON too.
 """
 
@@ -21,14 +23,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import orjson
-from pythonjsonlogger.core import RESERVED_ATTRS, BaseJsonFormatter
-from pythonjsonlogger.orjson import OrjsonFormatter
+from pythonjsonlogger.core import BaseJsonFormatter
 
-from lucidserve.observability import events
+from lucidserve.observability.lines import (
+    Event,
+    EventSink,
+    QueuedRecord,
+    add_trace_ids,
+    json_formatter,
+)
 
 FRAMEWORK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn")
 
@@ -37,15 +43,16 @@ class TraceContextFilter(logging.Filter):
     """Adds trace_id and span_id to a record while a recording span is current (never zeros)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        events.add_trace_ids(record.__dict__)
+        add_trace_ids(record.__dict__)
         return True
 
 
 class _EnqueueAsIs(logging.handlers.QueueHandler):
-    """A QueueHandler that skips the per-record copy and pre-formatting; exc_info is kept."""
+    """A QueueHandler that queues the record itself (no copy, no pre-formatting; exc_info is
+    kept), to be rendered on the writer thread by the reference formatter."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def prepare(self, record: logging.LogRecord) -> Any:
+        return QueuedRecord(record)
 
 
 class ForwardToRoot(logging.Handler):
@@ -55,16 +62,10 @@ class ForwardToRoot(logging.Handler):
         logging.getLogger().handle(record)
 
 
-def json_formatter() -> BaseJsonFormatter:
-    """The one formatter: RFC 3339 UTC timestamp, level, logger, message, then extra fields."""
-    return OrjsonFormatter(
-        "{message}{levelname}{name}",
-        style="{",
-        rename_fields={"levelname": "level", "name": "logger"},
-        timestamp=True,
-        # uvicorn attaches a copy of some messages with terminal colour codes: not for JSON.
-        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
-    )
+class Line(Protocol):
+    """What the writer takes from the queue: an event or a queued record."""
+
+    def render(self, formatter: BaseJsonFormatter) -> str: ...
 
 
 class BoundedQueue:
@@ -138,48 +139,52 @@ class BurstWriter:
                 self._stream.write("\n".join(lines) + "\n")
                 self._stream.flush()
 
-    def _line(self, record: logging.LogRecord | events.Event) -> str:
+    def _line(self, line: Line) -> str:
         try:
-            if isinstance(record, tuple):
-                return events.render(record, self._formatter)
-            return self._formatter.format(record)
+            return line.render(self._formatter)
         except Exception as exc:  # one bad record must not stop the writer
             problem = {"level": "ERROR", "logger": "lucidserve.logging", "message": repr(exc)}
             return orjson.dumps(problem).decode()
 
 
-def _written_at_once() -> Callable[[events.Event], None]:
-    """An event sink that writes each line to stdout as it comes."""
-    formatter = json_formatter()
-
-    def write(event: events.Event) -> None:
-        sys.stdout.write(events.render(event, formatter) + "\n")
-        sys.stdout.flush()
-
-    return write
-
-
-@dataclass
 class LogPipeline:
-    """The process's logging setup; `close()` flushes every queued line."""
+    """The process's logging setup: where event lines go, and `close()` to flush every line."""
 
-    writer: BurstWriter | None = None
-    lines: BoundedQueue | None = None
+    def __init__(
+        self,
+        formatter: BaseJsonFormatter,
+        stream: TextIO,
+        writer: BurstWriter | None = None,
+        lines: BoundedQueue | None = None,
+    ) -> None:
+        self._formatter = formatter
+        self._stream = stream
+        self._writer = writer
+        self._lines = lines
+        self._sink: EventSink = lines.put if lines is not None else self._write_at_once
+
+    def write_event(self, event: Event) -> None:
+        """Queue the event's line (or, without a writer thread, write it at once)."""
+        self._sink(event)
 
     def count_drops(self, count: Callable[[], object]) -> None:
         """Call `count` for every line dropped from here on (the metric's `inc`)."""
-        if self.lines is not None:
-            self.lines.on_drop = count
+        if self._lines is not None:
+            self._lines.on_drop = count
 
     def close(self) -> None:
-        if self.writer is not None:
-            # A line emitted from here on is written at once, not queued.
-            events.install_sink(_written_at_once())
-            self.writer.stop()
-            self.writer = None
+        """Write every queued line; a line emitted from here on is written at once."""
+        if self._writer is not None:
+            self._sink = self._write_at_once
+            self._writer.stop()
+            self._writer = None
         for handler in logging.getLogger().handlers:
             handler.flush()
-        sys.stdout.flush()
+        self._stream.flush()
+
+    def _write_at_once(self, event: Event) -> None:
+        self._stream.write(event.render(self._formatter) + "\n")
+        self._stream.flush()
 
 
 def configure_logging(
@@ -198,16 +203,15 @@ def configure_logging(
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    pipeline = LogPipeline()
     target: logging.Handler = stream
     if asynchronous:
-        records = pipeline.lines = BoundedQueue(max_queued_lines)
+        records = BoundedQueue(max_queued_lines)
         target = _EnqueueAsIs(records)  # a queue in all that the handler asks of one
-        pipeline.writer = BurstWriter(records, json_formatter(), sys.stdout)
-        pipeline.writer.start()
-        events.install_sink(records.put)
+        writer = BurstWriter(records, json_formatter(), sys.stdout)
+        writer.start()
+        pipeline = LogPipeline(json_formatter(), sys.stdout, writer, records)
     else:
-        events.install_sink(_written_at_once())
+        pipeline = LogPipeline(json_formatter(), sys.stdout)
     target.addFilter(TraceContextFilter())
     root.addHandler(target)
     root.setLevel(level)

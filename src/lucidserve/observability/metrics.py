@@ -3,23 +3,21 @@
 Names follow ../shared/ARCHITECTURE.md (OpenTelemetry HTTP semantic conventions where they exist).
 Dashboards and alert rules are checked against these names by tests.
 
-Multiprocess mode is chosen by prometheus_client itself at import, from PROMETHEUS_MULTIPROC_DIR
-(the server sets it before any worker imports this module, see server/multiprocess.py). In that
-mode every Gauge states how values from several workers combine (`multiprocess_mode`).
+Only definitions live here; what the request path records, and how in each mode, is the
+observability object's job (recording.py). In multiprocess mode every Gauge states how values
+from several workers combine (`multiprocess_mode`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from lucidserve.observability.exemplars import ExemplarStore, bucket_key
 
 # Sub-millisecond to 10 s: a fast model answers in a few ms, a slow dependency shows up at the top.
 LATENCY_BUCKETS = (
@@ -28,119 +26,13 @@ LATENCY_BUCKETS = (
 BATCH_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 MODEL_LABELS = ("model_name", "model_version")
-DRIFT_OBSERVATIONS = (
-    "model_drift_observations",
-    "Observed samples per drift bin of each feature (and of the prediction).",
-    (*MODEL_LABELS, "feature", "bin"),
-)
-
-
-@dataclass
-class HttpMetrics:
-    """Request metrics, with label children cached per (method, route, status)."""
-
-    duration: Histogram
-    active: Gauge
-    exemplars: ExemplarStore | None = None
-    _durations: dict[tuple[str, str, int], Histogram] = field(default_factory=dict)
-    _actives: dict[str, Gauge] = field(default_factory=dict)
-
-    def observe(
-        self, method: str, route: str, status: int, seconds: float, trace_id: str | None
-    ) -> None:
-        """Record one request's duration, with its trace id as the bucket's exemplar."""
-        child = self.duration_child(method, route, status)
-        if trace_id is None:
-            child.observe(seconds)
-        elif self.exemplars is None:
-            child.observe(seconds, {"trace_id": trace_id})
-        else:
-            child.observe(seconds)
-            labels = {
-                "http_request_method": method,
-                "http_route": route,
-                "http_response_status_code": str(status),
-            }
-            key = bucket_key(
-                "http_server_request_duration_seconds_bucket", labels, LATENCY_BUCKETS, seconds
-            )
-            self.exemplars.record(key, trace_id, seconds)
-
-    def duration_child(self, method: str, route: str, status: int) -> Histogram:
-        key = (method, route, status)
-        child = self._durations.get(key)
-        if child is None:
-            child = self._durations[key] = self.duration.labels(method, route, str(status))
-        return child
-
-    def active_child(self, method: str) -> Gauge:
-        child = self._actives.get(method)
-        if child is None:
-            child = self._actives[method] = self.active.labels(method)
-        return child
-
-
-@dataclass
-class ModelMetrics:
-    """Model metrics, already bound to this model's name and version."""
-
-    name: str
-    version: str
-    info: Gauge
-    ready: Gauge
-    inference_duration: Histogram
-    queue_duration: Histogram
-    batch_rows: Histogram
-    queue_rows: Gauge
-    confidence: Histogram
-    shed: Counter
-    expired: Counter
-    errors: Counter
-    stalled: Gauge
-    predictions: Counter
-    registry: CollectorRegistry | None
-    classes: Sequence[str] = ()
-    exemplars: ExemplarStore | None = None
-    _labels: dict[str, Counter] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Only a declared class is ever a label value: a regressor's values, or a label the model
-        # was not declared with, never make a series (and every class's series starts at 0).
-        model = (self.name, self.version)
-        self._labels = {c: self.predictions.labels(*model, c) for c in self.classes}
-
-    def observe_inference(self, seconds: float, trace_id: str | None) -> None:
-        """Record one estimator call's duration, exemplified by a trace of its batch."""
-        if trace_id is None:
-            self.inference_duration.observe(seconds)
-        elif self.exemplars is None:
-            self.inference_duration.observe(seconds, {"trace_id": trace_id})
-        else:
-            self.inference_duration.observe(seconds)
-            labels = {"model_name": self.name, "model_version": self.version}
-            key = bucket_key(
-                "model_inference_duration_seconds_bucket", labels, LATENCY_BUCKETS, seconds
-            )
-            self.exemplars.record(key, trace_id, seconds)
-
-    def count_predictions(self, labels: Sequence[str]) -> None:
-        """Count predicted samples by label; a label that is not a declared class is not counted."""
-        children = self._labels
-        for label in labels:
-            child = children.get(label)
-            if child is not None:
-                child.inc()
-
-    def drift_counts(self, cells: Sequence[tuple[str, str]]) -> CellCounts:
-        """`model_drift_observations_total` for each (feature, bin) cell, all starting at 0."""
-        name, doc, labels = DRIFT_OBSERVATIONS
-        values = [(self.name, self.version, feature, label) for feature, label in cells]
-        if self.registry is None:  # multiprocess: the counts go to this worker's files
-            counter = Counter(name, doc, labels, registry=None)
-            return CounterCells([counter.labels(*v) for v in values])
-        counts = ArrayCells(name, doc, labels, values)
-        self.registry.register(counts)
-        return counts
+HTTP_LABELS = ("http_request_method", "http_route", "http_response_status_code")
+# Names used again outside their definition (exemplar keys, the drift cells): spelled once here.
+REQUEST_DURATION = "http_server_request_duration_seconds"
+INFERENCE_DURATION = "model_inference_duration_seconds"
+DRIFT_OBSERVATIONS = "model_drift_observations"
+DRIFT_OBSERVATIONS_DOC = "Observed samples per drift bin of each feature (and of the prediction)."
+DRIFT_LABELS = (*MODEL_LABELS, "feature", "bin")
 
 
 class CellCounts(Protocol):
@@ -190,21 +82,51 @@ class ArrayCells(Collector):
         return iter([family])
 
 
-@dataclass
-class ServiceMetrics:
-    """The service's metric objects, built once per process by `build_metrics`."""
+def shared_drift_counts(
+    model_name: str, model_version: str, cells: Sequence[tuple[str, str]]
+) -> CellCounts:
+    """Several processes: a Counter child per cell, in this worker's memory-mapped files."""
+    counter = Counter(DRIFT_OBSERVATIONS, DRIFT_OBSERVATIONS_DOC, DRIFT_LABELS, registry=None)
+    return CounterCells([counter.labels(model_name, model_version, f, b) for f, b in cells])
 
-    http: HttpMetrics
-    model: ModelMetrics
+
+def local_drift_counts(
+    registry: CollectorRegistry,
+    model_name: str,
+    model_version: str,
+    cells: Sequence[tuple[str, str]],
+) -> CellCounts:
+    """One process: every cell in one array, registered in `registry`."""
+    values = [(model_name, model_version, feature, label) for feature, label in cells]
+    counts = ArrayCells(DRIFT_OBSERVATIONS, DRIFT_OBSERVATIONS_DOC, DRIFT_LABELS, values)
+    registry.register(counts)
+    return counts
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    """The service's metric objects, built once per process by `build_metrics`; model metrics
+    are already bound to the model's name and version."""
+
+    request_duration: Histogram
+    active_requests: Gauge
+    model_info: Gauge
+    ready: Gauge
+    inference_duration: Histogram
+    queue_duration: Histogram
+    batch_rows: Histogram
+    queue_rows: Gauge
+    confidence: Histogram
+    shed: Counter
+    expired: Counter
+    errors: Counter
+    stalled: Gauge
+    predictions: Counter
     log_records_dropped: Counter
 
 
 def build_metrics(
-    registry: CollectorRegistry | None,
-    model_name: str,
-    model_version: str,
-    exemplars: ExemplarStore | None = None,
-    classes: Sequence[str] = (),
+    registry: CollectorRegistry | None, model_name: str, model_version: str
 ) -> ServiceMetrics:
     """Create every metric object, registered in `registry`.
 
@@ -223,27 +145,22 @@ def build_metrics(
         gauge = Gauge(name, doc, MODEL_LABELS, registry=reg, multiprocess_mode=mode)  # type: ignore[arg-type]
         return gauge.labels(model_name, model_version)
 
-    http = HttpMetrics(
-        duration=Histogram(
-            "http_server_request_duration_seconds",
+    return ServiceMetrics(
+        request_duration=Histogram(
+            REQUEST_DURATION,
             "Duration of HTTP server requests, to the last byte of the response.",
-            ("http_request_method", "http_route", "http_response_status_code"),
+            HTTP_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=reg,
         ),
-        active=Gauge(
+        active_requests=Gauge(
             "http_server_active_requests",
             "Number of HTTP server requests in flight.",
             ("http_request_method",),
             registry=reg,
             multiprocess_mode="livesum",
         ),
-        exemplars=exemplars,
-    )
-    model = ModelMetrics(
-        name=model_name,
-        version=model_version,
-        info=Gauge(
+        model_info=Gauge(
             "model_info",
             "The served model; always 1. Labels carry its identity.",
             (*MODEL_LABELS, "task", "sklearn_version", "reference_version"),
@@ -254,9 +171,7 @@ def build_metrics(
             "model_ready", "1 when the model is loaded and warmed up, 0 otherwise.", "livemin"
         ),
         inference_duration=model_histogram(
-            "model_inference_duration_seconds",
-            "Duration of one predict_proba call on a batch.",
-            LATENCY_BUCKETS,
+            INFERENCE_DURATION, "Duration of one predict_proba call on a batch.", LATENCY_BUCKETS
         ),
         queue_duration=model_histogram(
             "model_queue_duration_seconds",
@@ -297,13 +212,9 @@ def build_metrics(
             (*MODEL_LABELS, "label"),
             registry=reg,
         ),
-        registry=reg,
-        classes=classes,
-        exemplars=exemplars,
+        log_records_dropped=Counter(
+            "log_records_dropped",
+            "Log lines dropped because stdout could not keep up (the log queue was full).",
+            registry=reg,
+        ),
     )
-    dropped = Counter(
-        "log_records_dropped",
-        "Log lines dropped because stdout could not keep up (the log queue was full).",
-        registry=reg,
-    )
-    return ServiceMetrics(http=http, model=model, log_records_dropped=dropped)

@@ -1,9 +1,10 @@
-"""Request middleware (pure ASGI): request id, Server-Timing, request metrics, access log.
+"""Request middleware (pure ASGI): request id, Server-Timing, and the request recorded once.
 
 One closure per request with an idempotent `finish()`: the duration (to the last body byte), the
-route template and the status are recorded exactly once, whatever path the request takes. FastAPI's
-native OpenTelemetry wraps this middleware, so the server span is current here: the access line
-and the histogram exemplar carry its trace id.
+route template and the status are recorded exactly once (`Observability.record_request`: the
+metrics and the access line), whatever path the request takes. FastAPI's native OpenTelemetry
+wraps this middleware, so the server span is current here: the access line and the histogram
+exemplar carry its trace id.
 """
 
 from __future__ import annotations
@@ -11,18 +12,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import random
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lucidserve.observability.events import EventLogger
-from lucidserve.observability.metrics import HttpMetrics
+from lucidserve.observability.recording import Observability
 
 REQUEST_ID_KEY = "lucidserve.request_id"
 STARTED_KEY = "lucidserve.started"
@@ -31,32 +28,15 @@ KNOWN_METHODS = frozenset(
 )
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _CLIENT_CLOSED = 499  # nginx's convention for a request the client abandoned
-access_lines = EventLogger("lucidserve.access")
 error_logger = logging.getLogger("lucidserve.error")
-
-
-@dataclass(frozen=True)
-class AccessLogPolicy:
-    """Which access lines to write: all errors and slow requests, a sample of the rest."""
-
-    sample_ratio: float
-    slow_seconds: float
-
-    def keep(self, status: int, seconds: float) -> bool:
-        if status >= 400 or seconds >= self.slow_seconds:
-            return True
-        return self.sample_ratio >= 1.0 or random.random() < self.sample_ratio  # noqa: S311
 
 
 class RequestObservabilityMiddleware:
     """Wraps the application; see the module docstring."""
 
-    def __init__(
-        self, app: ASGIApp, *, metrics: HttpMetrics | None, access_log: AccessLogPolicy
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, observability: Observability) -> None:
         self.app = app
-        self.metrics = metrics
-        self.access_log = access_log
+        self.observability = observability
         self.request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,9 +48,8 @@ class RequestObservabilityMiddleware:
         scope[REQUEST_ID_KEY] = request_id
         scope[STARTED_KEY] = started
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
-        active = self.metrics.active_child(method) if self.metrics is not None else None
-        if active is not None:
-            active.inc()
+        observability = self.observability
+        observability.request_started(method)
         status = 0
         response_started = False
         disconnected = False
@@ -84,16 +63,7 @@ class RequestObservabilityMiddleware:
             seconds = time.perf_counter() - started
             final = status or (_CLIENT_CLOSED if disconnected else 500)
             route = _route_template(scope)
-            span_context = _recording_span_context()
-            if self.metrics is not None:
-                trace_id = None
-                if span_context is not None and span_context.trace_flags.sampled:
-                    trace_id = format(span_context.trace_id, "032x")
-                self.metrics.observe(method, route, final, seconds, trace_id)
-                if active is not None:
-                    active.dec()
-            if self.access_log.keep(final, seconds):
-                _log_access(scope, method, route, final, seconds, request_id)
+            observability.record_request(scope, method, route, final, seconds, request_id)
 
         async def send_observed(message: Message) -> None:
             nonlocal status, response_started
@@ -158,33 +128,11 @@ def _route_template(scope: Scope) -> str:
     return template if isinstance(template, str) else "unmatched"
 
 
-def _recording_span_context() -> trace.SpanContext | None:
-    span = trace.get_current_span()
-    return span.get_span_context() if span.is_recording() else None
-
-
 def _record_on_span(exc: Exception) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.record_exception(exc)
         span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
-
-
-def _log_access(
-    scope: Scope, method: str, route: str, status: int, seconds: float, request_id: str
-) -> None:
-    client = scope.get("client")
-    fields: dict[str, Any] = {
-        "event": "access",
-        "request_id": request_id,
-        "http_request_method": method,
-        "http_route": route,
-        "url_path": scope["path"],
-        "http_response_status_code": status,
-        "latency_ms": round(seconds * 1000.0, 3),
-        "client_address": client[0] if client else None,
-    }
-    access_lines.emit(logging.ERROR if status >= 500 else logging.INFO, "request", fields)
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:

@@ -6,9 +6,12 @@ parent-based ratio sampling at DEFAULT_SAMPLE_RATIO.
 
 Edge sampling: with a parent-based sampler (the default, or any `parentbased_*` one), the sampling
 decision is taken before FastAPI's telemetry runs, from the caller's `traceparent` flags or, for a
-new trace, the ratio. A request not sampled skips FastAPI's telemetry altogether (`EdgeSampledApp`)
-instead of building attributes and a non-recording span. The SDK samples every request let
-through. The outcome is the same as the SDK's parent-based sampler; other samplers (`always_on`,
+new trace, by the SDK's `TraceIdRatioBased` rule on a trace id drawn at the edge: the trace is
+sampled when the id's lower 64 bits are below ratio x 2^64, so every service applying the rule to
+the same trace decides alike. The drawn id becomes the trace's id (`EdgeTraceIds`, the provider's
+id generator), and the SDK's own sampler (`ParentBased(TraceIdRatioBased(ratio))`) takes the same
+decision again. A request not sampled skips FastAPI's telemetry altogether (`EdgeSampledApp`)
+instead of building attributes and a non-recording span. Other samplers (`always_on`,
 `traceidratio`, ...) are left to the SDK for every request.
 
 The provider leaves the process's warning filters as they were (`FilterKeepingTracerProvider`).
@@ -17,9 +20,9 @@ The provider leaves the process's warning filters as they were (`FilterKeepingTr
 from __future__ import annotations
 
 import os
-import random
 import warnings
 from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,8 @@ from fastapi import FastAPI
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 from opentelemetry.util.types import Attributes
 from starlette.types import Receive, Scope, Send
@@ -61,16 +65,19 @@ def create_tracing(model_name: str, model_version: str) -> Tracing:
         }
     )
     ratio = edge_sampling_ratio(env.get("OTEL_TRACES_SAMPLER"), env.get("OTEL_TRACES_SAMPLER_ARG"))
-    sampler: Sampler | None = ParentBased(ALWAYS_ON) if ratio is not None else None
+    edge = EdgeSampler(ratio) if ratio is not None else None
+    sampler: Sampler | None = ParentBased(TraceIdRatioBased(ratio)) if ratio is not None else None
     provider = FilterKeepingTracerProvider(
-        resource=resource, sampler=sampler, shutdown_on_exit=False
+        resource=resource,
+        sampler=sampler,
+        id_generator=edge.trace_ids if edge is not None else None,
+        shutdown_on_exit=False,
     )
     if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    skip = EdgeSampler(ratio).skip if ratio is not None else None
-    return Tracing(provider=provider, skip_request=skip)
+    return Tracing(provider=provider, skip_request=edge.skip if edge is not None else None)
 
 
 class FilterKeepingTracerProvider(TracerProvider):
@@ -113,11 +120,40 @@ def edge_sampling_ratio(sampler: str | None, argument: str | None) -> float | No
         return default
 
 
+class EdgeTraceIds(IdGenerator):
+    """The SDK's random ids, except that a new trace takes the id its edge decision was made on."""
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+        self._chosen: ContextVar[int] = ContextVar("lucidserve_edge_trace_id", default=0)
+
+    def draw(self) -> int:
+        """A new random trace id."""
+        return self._random.generate_trace_id()
+
+    def use_next(self, trace_id: int) -> None:
+        """Let the next trace started in this request's context take `trace_id`."""
+        self._chosen.set(trace_id)
+
+    def generate_trace_id(self) -> int:
+        chosen = self._chosen.get()
+        if chosen:
+            self._chosen.set(0)
+            return chosen
+        return self._random.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+
 class EdgeSampler:
-    """Parent-based sampling decided from the request's headers alone."""
+    """Parent-based sampling decided from the request's headers and, for a new trace, from the
+    trace id drawn for it (the `TraceIdRatioBased` rule)."""
 
     def __init__(self, ratio: float) -> None:
         self.ratio = ratio
+        self._bound = TraceIdRatioBased.get_bound_for_rate(ratio)
+        self.trace_ids = EdgeTraceIds()
 
     def skip(self, scope: MutableMapping[str, Any]) -> bool:
         """True when the request is not to be traced."""
@@ -132,7 +168,11 @@ class EdgeSampler:
                     except ValueError:
                         break
                 break  # a malformed header starts a new trace, as the propagator does
-        return random.random() >= self.ratio  # noqa: S311 - sampling, not security
+        trace_id = self.trace_ids.draw()
+        if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self._bound:
+            return True
+        self.trace_ids.use_next(trace_id)
+        return False
 
 
 class EdgeSampledApp(FastAPI):
@@ -144,8 +184,10 @@ class EdgeSampledApp(FastAPI):
     every request (`make bench-costs`, B-untraced against B without traces). Here the request is
     marked before that, the way FastAPI marks an excluded one (`scope["fastapi.telemetry"] = None`,
     which its dispatch reads as "observed elsewhere or excluded"), and FastAPI serves it as if
-    telemetry were off. tests/test_tracing.py checks end to end that an unsampled request makes no
-    span while a sampled caller's trace is continued.
+    telemetry were off. This is the one place that relies on that FastAPI internal:
+    tests/test_library_contracts.py names FastAPI if an upgrade stops honouring it, and
+    tests/test_tracing.py checks end to end that an unsampled request makes no span while a
+    sampled caller's trace is continued.
     """
 
     skip_tracing: Callable[[MutableMapping[str, Any]], bool] | None = None

@@ -14,8 +14,8 @@ def create_dev_app() -> FastAPI:
     """The app from environment settings, with JSON logging set up in this process, and the
     metrics port served by this process (it is the only one)."""
     settings = Settings()
-    configure_logging(settings.log_level, asynchronous=False)
-    app = create_app(settings)
+    pipeline = configure_logging(settings.log_level, asynchronous=False)
+    app = create_app(settings, log_pipeline=pipeline)
     if app.state.exposition is not None:
         serve_in_thread(app.state.exposition, settings.host, settings.metrics_port)
     return app

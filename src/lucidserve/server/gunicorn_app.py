@@ -27,8 +27,6 @@ from lucidserve.server import multiprocess, prefork
 from lucidserve.server.metrics_process import MetricsProcess
 from lucidserve.settings import Settings
 
-_pipeline = LogPipeline()
-
 
 class JsonGunicornLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, forwarding to the root JSON handler; its access log is off."""
@@ -57,6 +55,8 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
         self.metrics_process = metrics_process
         # Set in the master, so every worker (a restarted one too) counts rates from here.
         self.started_at = time.time()
+        # This worker's logging, set up after the fork (this object is the worker's own copy).
+        self.log_pipeline: LogPipeline | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -76,7 +76,7 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
             "pre_fork": _pre_fork,
             "post_fork": self._post_fork,
             "worker_connections": s.max_connections,
-            "worker_exit": _worker_exit,
+            "worker_exit": self._worker_exit,
             "child_exit": _child_exit,
         }
         if s.worker_tmp_dir is not None:
@@ -87,11 +87,12 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from lucidserve.app import create_app
 
-        app = create_app(self.settings, started_at=self.started_at, bundle=self.bundle)
-        metrics = app.state.runtime.metrics
-        if metrics is not None:
-            _pipeline.count_drops(metrics.log_records_dropped.inc)
-        return app
+        return create_app(
+            self.settings,
+            started_at=self.started_at,
+            bundle=self.bundle,
+            log_pipeline=self.log_pipeline,
+        )
 
     def run(self) -> None:
         try:
@@ -101,15 +102,19 @@ class LucidServeApplication(BaseApplication):  # type: ignore[misc]
             sys.exit(1)
 
     def _post_fork(self, server: Any, worker: Any) -> None:
-        global _pipeline
         if self.metrics_process is not None:
             self.metrics_process.close_inherited()
         prefork.restore_thread_pools()
-        _pipeline = configure_logging(
+        self.log_pipeline = configure_logging(
             self.settings.log_level,
             asynchronous=True,
             max_queued_lines=self.settings.log_queue_max_lines,
         )
+
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        logging.getLogger("lucidserve").info("worker exiting", extra={"event": "worker_exit"})
+        if self.log_pipeline is not None:
+            self.log_pipeline.close()
 
 
 class _LucidArbiter(Arbiter):  # type: ignore[misc]
@@ -129,11 +134,6 @@ class _LucidArbiter(Arbiter):  # type: ignore[misc]
 def _pre_fork(server: Any, worker: Any) -> None:
     # Right before each fork: whatever the master allocated since the last one is frozen too.
     prefork.freeze_heap()
-
-
-def _worker_exit(server: Any, worker: Any) -> None:
-    logging.getLogger("lucidserve").info("worker exiting", extra={"event": "worker_exit"})
-    _pipeline.close()
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -121,16 +121,17 @@ def pooled_registry(model_dir: Path, directory: Path) -> CollectorRegistry:
     card = read_card(model_dir)
     if settings.drift_enabled and card.drift:
         from lucidserve.observability.drift import WINDOW_SUBDIR, DriftMonitor
-        from lucidserve.observability.metrics import build_metrics
+        from lucidserve.observability.metrics import local_drift_counts
 
         # The monitor here only reads the window the workers write (it never observes). Its
         # counters live in a registry nothing exposes: the workers' counts come from their files.
-        unexposed = build_metrics(CollectorRegistry(), card.name, card.version)
+        unexposed = CollectorRegistry()
         monitor = DriftMonitor(
             card.drift,
-            settings,
-            unexposed.model,
             card.features,
+            settings,
+            model=(card.name, card.version),
+            count_cells=lambda cells: local_drift_counts(unexposed, card.name, card.version, cells),
             window_dir=directory / WINDOW_SUBDIR,
         )
         registry.register(monitor.collector())

@@ -59,10 +59,21 @@ def prepare(directory: Path | None) -> Path:
     return path
 
 
+def shared_directory() -> Path | None:
+    """The directory this process shares metrics through, or None outside gunicorn.
+
+    The only read of the variable: prometheus_client chose its mode from it at import, and
+    everything else (the observability object, the drift window, the master's clean-up) follows
+    this answer.
+    """
+    shared = os.environ.get(ENV)
+    return Path(shared) if shared else None
+
+
 def worker_exited(pid: int) -> None:
     """Forget a dead worker's live gauges; fold its counts into the archive (none are lost)."""
-    shared = os.environ.get(ENV)
-    if not shared:
+    shared = shared_directory()
+    if shared is None:
         return
     from prometheus_client import multiprocess
 
@@ -70,6 +81,6 @@ def worker_exited(pid: int) -> None:
 
     try:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-        compact_dead_worker(Path(shared), pid)
+        compact_dead_worker(shared, pid)
     except FileNotFoundError:
         pass  # at shutdown the last workers may be reaped after the temp directory is removed

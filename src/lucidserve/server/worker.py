@@ -4,13 +4,23 @@ Two ways a worker tells gunicorn it is unwell: a model that fails to load or war
 worker with gunicorn's boot-error code (the arbiter stops, so the orchestrator sees the failure
 instead of a pod that looks up and answers 503), and a stalled inference thread stops the worker's
 heartbeat, so the arbiter replaces it after TIMEOUT seconds.
+
+Only public names of gunicorn, uvicorn and uvicorn-worker are overridden (`Worker.run`,
+`Server.serve`, `Server.capture_signals`, `Server.handle_exit`); tests/test_library_contracts.py
+checks what this relies on, and names the library when an upgrade changes it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from uvicorn.server import Server
+from uvicorn.server import HANDLED_SIGNALS, Server
 from uvicorn_worker import UvicornWorker
 
 
@@ -30,12 +40,13 @@ class LucidWorker(UvicornWorker):  # type: ignore[misc]
         # Connections and tasks beyond this are refused with 503 by uvicorn itself.
         self.config.limit_concurrency = self.cfg.worker_connections
 
-    async def _serve(self) -> None:
-        self.config.app = self.wsgi
-        app = self.wsgi
-        server = _DrainingServer(config=self.config, on_exit=lambda: _begin_drain(app))
-        self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+    def run(self) -> None:
+        """Serve until a shutdown signal; gunicorn calls this once the app is loaded."""
+        self.config.app = app = self.wsgi
+        server = _DrainingServer(
+            config=self.config, on_exit=lambda: _begin_drain(app), on_quit=self.handle_exit
+        )
+        server.run(sockets=self.sockets)
         runtime = _runtime(app)
         if not server.started or (runtime is not None and runtime.load_failed):
             raise SystemExit(self.arbiter_boot_error())
@@ -54,17 +65,39 @@ class LucidWorker(UvicornWorker):  # type: ignore[misc]
 
 
 class _DrainingServer(Server):
-    def __init__(self, config: Any, on_exit: Any) -> None:
+    """uvicorn's server, draining on a shutdown signal and leaving the exit to gunicorn."""
+
+    def __init__(
+        self, config: Any, on_exit: Callable[[], None], on_quit: Callable[[int, Any], None]
+    ) -> None:
         super().__init__(config=config)
         self._on_exit = on_exit
+        self._on_quit = on_quit
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # gunicorn's quick shutdown (what uvicorn-worker installs too: encode/uvicorn#1116).
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGQUIT, self._on_quit, signal.SIGQUIT, None)
+        await super().serve(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
-        # uvicorn re-raises a captured signal once it has shut down; under gunicorn the worker's
-        # handler is then the default one, which would kill the process before gunicorn's exit
-        # path runs the worker_exit hook that flushes the log queue. Let gunicorn end it instead.
-        self._captured_signals.clear()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that the signal is not raised again after shutdown: under gunicorn
+        the worker's handler is then the default one, which would kill the process before
+        gunicorn's exit path runs the worker_exit hook that flushes the log queue."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _runtime(app: Any) -> Any:

@@ -2,7 +2,7 @@
 #
 #   docker build -t lucidserve .                                   # python:3.12-slim-bookworm, pinned
 #   docker build --build-arg BASE_IMAGE=<any Debian-like image with python3 + venv> -t lucidserve .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp --tmpfs /run/lucidserve/metrics \
+#   docker run --rm -p 8000:8000 -p 9100:9100 --read-only --tmpfs /tmp --tmpfs /run/lucidserve/metrics \
 #     --tmpfs /run/lucidserve/tmp lucidserve
 #
 # Works on any base whose `python3` has the venv module: every Python path below is absolute
@@ -96,7 +96,8 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 WORKDIR /opt/lucidserve
 USER 10001:10001
-EXPOSE 8000
+# The API and probes; /metrics on its own port (LUCIDSERVE_METRICS_PORT).
+EXPOSE 8000 9100
 
 # Python's own HTTP client: slim images have no curl. Healthy = ready to serve (503 while loading or
 # draining makes urlopen raise, so the command exits non-zero).

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PYTEST_RUNNER ?= $(BIN)/pytest
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run train test lint typecheck pytest system-deps bench bench-costs loadtest dashboards screenshots clean
+.PHONY: help install run train test lint typecheck pytest system-deps bench bench-costs bench-memory loadtest dashboards screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -97,3 +97,9 @@ bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); re
 # variant's server CPU per request minus B's is that part's cost, negated. About 12 minutes.
 bench-costs: install ## per-part cost of observability: make bench with all of B's variants (BENCH_ARGS); reports/costs.json
 	$(BIN)/python -m bench.run --concurrency 64 --configs A,B,variants --json-out reports/costs.json $(BENCH_ARGS)
+
+# Memory and start-up by worker count (1, 2, 4) on a generated forest (about 75 MB; BENCH_ARGS=--big
+# for about 240 MB), with the throughput of a short wrk run with and without a scrape of the metrics
+# port every second. A few minutes; JSON in reports/memory.json.
+bench-memory: install ## PSS and time to ready for 1, 2, 4 workers, throughput under scrapes (BENCH_ARGS); reports/memory.json
+	$(BIN)/python -m bench.memory --json-out reports/memory.json $(BENCH_ARGS)

@@ -214,9 +214,9 @@ def test_openapi_documents_the_real_features_with_a_working_example(service: Ser
 def test_health_probes_and_metrics_answer(service: Service) -> None:
     assert service.client.get("/healthz").json() == {"status": "ok"}
     assert service.client.get("/readyz").json()["status"] == "ready"
-    metrics = service.client.get("/metrics")
+    metrics = service.metrics_response()
     assert metrics.status_code == 200
     assert "http_server_request_duration_seconds_bucket" in metrics.text
-    openmetrics = service.client.get("/metrics", headers={"accept": "application/openmetrics-text"})
+    openmetrics = service.metrics_response(openmetrics=True)
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.rstrip().endswith("# EOF")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from lucidserve.settings import Settings
 from tests.support.processes import REPO
 from tests.support.promql import DASHBOARDS, load_dashboard, load_rules, rules
 
@@ -30,6 +31,7 @@ COLLECTOR = yaml.safe_load((COMPOSE_DIR / "otel-collector.yml").read_text())
 TEMPO = yaml.safe_load((COMPOSE_DIR / "tempo.yml").read_text())
 PROMETHEUS = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
 SERVICE_PORT = 8000  # the service's HTTP port (ARCHITECTURE.md; EXPOSE in the Dockerfile)
+METRICS_PORT = 9100  # its metrics port (LUCIDSERVE_METRICS_PORT's default; EXPOSE too)
 
 
 def _mounts(service: str) -> dict[str, Path]:
@@ -125,10 +127,12 @@ def test_prometheus_loads_the_projects_rules_and_stores_exemplars() -> None:
     assert {_mounts("prometheus")[t] for t in rules} == {REPO / "deploy/prometheus/rules.yml"}
 
 
-def test_prometheus_scrapes_the_service_by_its_compose_name() -> None:
+def test_prometheus_scrapes_the_services_metrics_port_by_its_compose_name() -> None:
     (job,) = [job for job in PROMETHEUS["scrape_configs"] if job["job_name"] == "lucidserve"]
     (static,) = job["static_configs"]
-    assert [_host_port(target) for target in static["targets"]] == [("lucidserve", SERVICE_PORT)]
+    assert [_host_port(target) for target in static["targets"]] == [("lucidserve", METRICS_PORT)]
+    assert Settings.model_fields["metrics_port"].default == METRICS_PORT
+    assert "LUCIDSERVE_METRICS_PORT" not in SERVICES["lucidserve"]["environment"]
     # The dashboards select on namespace, as in Kubernetes.
     assert static["labels"]["namespace"]
 

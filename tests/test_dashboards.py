@@ -203,7 +203,9 @@ def live(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     stop = threading.Event()
     traffic = threading.Thread(target=_trickle, args=(service, stop), daemon=True)
     try:
-        prometheus = start_prometheus([f"127.0.0.1:{service.port}"], workdir, rule_files=[RULES])
+        prometheus = start_prometheus(
+            [f"127.0.0.1:{service.metrics_port}"], workdir, rule_files=[RULES]
+        )
         prometheus.wait_for_series('up{job="lucidserve"} == 1')
         traffic.start()
         prometheus.wait_for_series("sum(model_predictions_total) > 100")
@@ -231,7 +233,7 @@ def _trickle(service: Service, stop: threading.Event) -> None:
 
 def _exported_names(service: Service) -> set[str]:
     """Every sample name on /metrics (histograms contribute _bucket, _count and _sum)."""
-    text = service.client.get("/metrics").text
+    text = service.metrics()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }

@@ -64,7 +64,7 @@ def test_metric_table_names_every_exported_metric(service: Service) -> None:
 
     sample = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
     service.client.post("/v1/predict", json={"samples": [sample]})
-    exported = {f.name for f in text_string_to_metric_families(service.client.get("/metrics").text)}
+    exported = {f.name for f in text_string_to_metric_families(service.metrics())}
     table = section(OBSERVABILITY, "Metrics")
     for name in exported:
         assert f"`{name}" in table, f"{name} is exported but not documented"

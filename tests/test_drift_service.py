@@ -48,12 +48,10 @@ def post_rows(sends: list[Send], rows: np.ndarray, batch: int = 100) -> None:
         assert status == 200, body
 
 
-def drift_view(send: Send) -> dict[str, Any]:
-    """The drift gauges of /metrics and the /v1/drift body, as one worker answers them."""
-    status, text = send("GET", "/metrics", None)
-    assert status == 200
+def drift_view(send: Send, service: Service) -> dict[str, Any]:
+    """The drift gauges of the metrics port and the /v1/drift body, as one worker answers it."""
     gauges: dict[str, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text.decode()):
+    for family in text_string_to_metric_families(service.metrics()):
         if family.name.startswith("model_drift_") and family.name != "model_drift_reference_ratio":
             for sample in family.samples:
                 gauges.setdefault(sample.name, {})[sample.labels["feature"]] = sample.value
@@ -75,9 +73,9 @@ def normal_traffic(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) 
         send = httpx_send(service)
         rows = iris_rows(2000, seed=21)
         post_rows([send], rows[:400])
-        under_minimum = drift_view(send)
+        under_minimum = drift_view(send, service)
         post_rows([send], rows[400:])
-        return {"under_minimum": under_minimum, "complete": drift_view(send)}
+        return {"under_minimum": under_minimum, "complete": drift_view(send, service)}
     finally:
         service.stop()
 
@@ -89,7 +87,7 @@ def shifted_traffic(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory)
     try:
         send = httpx_send(service)
         post_rows([send], iris_rows(2000, seed=22, shift={"petal_length": 1.5}))
-        return drift_view(send)
+        return drift_view(send, service)
     finally:
         service.stop()
 
@@ -144,7 +142,7 @@ def test_two_workers_report_the_single_process_statistics_whichever_answers(
     try:
         sends: list[Send] = [w.request for w in workers]
         post_rows(sends, iris_rows(2000, seed=22, shift={"petal_length": 1.5}))
-        views = [drift_view(send) for send in sends]
+        views = [drift_view(send, service) for send in sends]
     finally:
         for worker in workers:
             worker.close()
@@ -172,12 +170,12 @@ def test_the_window_forgets_shifted_traffic(
     try:
         send = httpx_send(service)
         post_rows([send], iris_rows(300, seed=23, shift={"petal_length": 1.5}))
-        assert drift_view(send)["drift"]["features"]["petal_length"]["status"] == "alert"
+        assert drift_view(send, service)["drift"]["features"]["petal_length"]["status"] == "alert"
         normal = iris_rows(300, seed=24)
 
         def back_to_ok() -> bool:
             post_rows([send], normal)
-            petal = drift_view(send)["drift"]["features"]["petal_length"]
+            petal = drift_view(send, service)["drift"]["features"]["petal_length"]
             return bool(petal["status"] == "ok")
 
         wait_until(back_to_ok, timeout=40, interval=0.5, what="petal_length back to ok")
@@ -216,21 +214,20 @@ def test_a_killed_workers_counts_stay_and_its_replacement_takes_over_its_file(
             return None
 
         workers = wait_until(replaced, timeout=60, interval=0.2, what="a replacement worker")
-        assert drift_view(survivor.request)["drift"]["features"]["petal_length"][
+        assert drift_view(survivor.request, service)["drift"]["features"]["petal_length"][
             "observations"
         ] == 600  # fmt: skip
         replacement = next(w for w in workers if w.pid != survivor.pid)
         post_rows([replacement.request], iris_rows(100, seed=26))
         for worker in workers:
-            view = drift_view(worker.request)
+            view = drift_view(worker.request, service)
             assert view["metrics"]["model_drift_window_observations"]["petal_length"] == 700.0
         # Only workers that counted have a file; the victim's is now the replacement's.
         ring_files = [p.name for p in (multiproc_dir / "drift-window").glob("*.ring")]
         assert ring_files == [f"{replacement.pid}.ring"]
-        _, text = survivor.request("GET", "/metrics")
         assert sum(
             sample.value
-            for family in text_string_to_metric_families(text.decode())
+            for family in text_string_to_metric_families(service.metrics())
             if family.name == "model_drift_observations"
             for sample in family.samples
             if sample.name.endswith("_total") and sample.labels["feature"] == "petal_length"

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import worker_connections
 from tests.support.models import package_faulty_model
 from tests.support.proc import children, cpu_seconds, rss_bytes
 from tests.support.processes import (
@@ -64,12 +65,12 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def _worker(svc: Service) -> int:
-    (worker,) = children(svc.pid)
+    (worker,) = worker_connections.worker_pids(svc.pid)
     return worker
 
 
 def _metric(svc: Service, name: str) -> float:
-    lines = [line for line in svc.client.get("/metrics").text.splitlines() if line.startswith(name)]
+    lines = [line for line in svc.metrics().splitlines() if line.startswith(name)]
     assert lines, f"{name} is not exposed"
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
@@ -187,7 +188,7 @@ def test_a_stalled_worker_is_replaced_by_gunicorn(tmp_path: Path) -> None:
 
 
 def _worker_replaced(svc: Service, old: int) -> bool:
-    workers = children(svc.pid)
+    workers = worker_connections.worker_pids(svc.pid)
     return bool(workers) and old not in workers and svc.client.get("/readyz").status_code == 200
 
 
@@ -218,7 +219,12 @@ def test_a_stdout_nobody_reads_drops_log_lines_and_counts_them(
         str(BIN / "lucidserve"), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--model-dir", str(iris_bundle), "--workers", "1",
     ]  # fmt: skip
-    env = {**os.environ, "LUCIDSERVE_LOG_QUEUE_MAX_LINES": "50"}
+    metrics_port = free_port()
+    env = {
+        **os.environ,
+        "LUCIDSERVE_LOG_QUEUE_MAX_LINES": "50",
+        "LUCIDSERVE_METRICS_PORT": str(metrics_port),
+    }
     # A pipe this test never reads: once its buffer is full, every write to stdout blocks.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
@@ -228,7 +234,7 @@ def test_a_stdout_nobody_reads_drops_log_lines_and_counts_them(
                     for _ in range(400)}  # fmt: skip
         assert statuses == {200}
         dropped = [
-            line for line in client.get("/metrics").text.splitlines()
+            line for line in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text.splitlines()
             if line.startswith("log_records_dropped_total")
         ]  # fmt: skip
         assert float(dropped[0].rsplit(" ", 1)[1]) > 0
@@ -250,7 +256,7 @@ def test_a_regressor_makes_no_prediction_label_series_and_has_no_label_route(
         response = svc.client.post("/v1/predict", json={"samples": rows})
         assert response.status_code == 200
         assert len({p["value"] for p in response.json()["predictions"]}) > 100
-        metrics = svc.client.get("/metrics").text
+        metrics = svc.metrics()
         assert "model_predictions_total{" not in metrics
         assert_error(svc.client.post("/v1/predict/anything", json={"samples": rows[:1]}), 404)
     finally:

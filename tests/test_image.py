@@ -84,6 +84,7 @@ class RunningImage:
     config: dict[str, Any]
     url: str
     port: int
+    metrics_url: str
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +102,19 @@ def running(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     config = inspect_image(image)
     oci = config["OCIv1"]["config"]
     argv = [*oci["Entrypoint"], *(oci.get("Cmd") or [])]
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     container = Container.create(image)
     log = tmp_path_factory.mktemp("container") / "serve.log"
-    env = {"LUCIDSERVE_HOST": "127.0.0.1", "LUCIDSERVE_PORT": str(port), "LUCIDSERVE_WORKERS": "2"}
+    env = {
+        "LUCIDSERVE_HOST": "127.0.0.1",
+        "LUCIDSERVE_PORT": str(port),
+        "LUCIDSERVE_METRICS_PORT": str(metrics_port),
+        "LUCIDSERVE_WORKERS": "2",
+    }
     process = container.start(argv, log, user=oci["User"], env=env, tmpfs=WRITABLE_MOUNTS)
     url = f"http://127.0.0.1:{port}"
-    running = RunningImage(container, process, argv, config, url, port)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    running = RunningImage(container, process, argv, config, url, port, metrics_url)
 
     def ready() -> bool:
         if process.proc.poll() is not None:
@@ -144,12 +151,12 @@ def test_image_answers_a_prediction(running: RunningImage) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_image_exposes_metrics_merged_across_workers(running: RunningImage) -> None:
-    before = _setosa_predictions(running.url)
+    before = _setosa_predictions(running.metrics_url)
     for _ in range(6):  # a new connection each, so both workers take some
         response = httpx.post(f"{running.url}/v1/predict", json={"samples": [IRIS_SAMPLE]})
         assert response.status_code == 200
-    text = httpx.get(f"{running.url}/metrics", timeout=30).text
-    assert _setosa_predictions(running.url) - before == 6
+    text = httpx.get(running.metrics_url, timeout=30).text
+    assert _setosa_predictions(running.metrics_url) - before == 6
     assert re.search(r'^model_ready\{[^}]*model_name="iris"[^}]*\} 1\.0$', text, re.M)
     assert re.search(
         r'^http_server_request_duration_seconds_count\{[^}]*http_route="/v1/predict"', text, re.M
@@ -207,7 +214,7 @@ def test_image_holds_no_pip_compiler_or_caches(running: RunningImage) -> None:
 def test_server_writes_nothing_outside_its_writable_mounts(running: RunningImage) -> None:
     # Use the server first, so request-time writes would show up too.
     httpx.post(f"{running.url}/v1/predict", json={"samples": [IRIS_SAMPLE]}, timeout=30)
-    httpx.get(f"{running.url}/metrics", timeout=30)
+    httpx.get(running.metrics_url, timeout=30)
     written = running.container.written_files()
     if written is None:
         pytest.skip("buildah's storage driver keeps no overlay upper directory to inspect")
@@ -222,9 +229,9 @@ def test_image_drains_and_exits_zero_on_sigterm(running: RunningImage) -> None:
     assert "Shutting down: Master" in running.process.output()
 
 
-def _setosa_predictions(url: str) -> float:
+def _setosa_predictions(metrics_url: str) -> float:
     """model_predictions_total for setosa, summed over the worker processes' files."""
-    response = httpx.get(f"{url}/metrics", timeout=30)
+    response = httpx.get(metrics_url, timeout=30)
     assert response.status_code == 200
     pattern = r'^model_predictions_total\{[^}]*label="setosa"[^}]*\} (\S+)$'
     return sum(float(value) for value in re.findall(pattern, response.text, re.M))

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import promql_parser
 import pytest
 import yaml
@@ -197,17 +198,25 @@ def test_probe_and_scrape_paths_answer_on_the_real_service(
     for path in paths:
         assert service.client.get(path).status_code == 200, path
     for endpoint in rendered["base"].one("ServiceMonitor")["spec"]["endpoints"]:
-        response = service.client.get(endpoint["path"])
+        assert endpoint["port"] == "metrics"
+        url = f"http://127.0.0.1:{service.metrics_port}{endpoint['path']}"
+        response = httpx.get(url, timeout=30)
         assert response.status_code == 200
         assert "http_server_request_duration_seconds" in response.text
+        assert service.client.get(endpoint["path"]).status_code == 404  # not on the API port
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_ports_agree_by_name(rendered: dict[str, Rendered], name: str) -> None:
     r = rendered[name]
     container_ports = {p["name"]: p["containerPort"] for p in r.container["ports"]}
-    assert container_ports == {"http": int(Settings.model_fields["port"].default)}
-    assert "LUCIDSERVE_PORT" not in {**r.settings_env(), **r.literal_env()}
+    assert container_ports == {
+        "http": int(Settings.model_fields["port"].default),
+        "metrics": int(Settings.model_fields["metrics_port"].default),
+    }
+    env = {**r.settings_env(), **r.literal_env()}
+    assert "LUCIDSERVE_PORT" not in env
+    assert "LUCIDSERVE_METRICS_PORT" not in env
     service_ports = {p["name"]: p for p in r.one("Service")["spec"]["ports"]}
     for port in service_ports.values():
         assert port["targetPort"] in container_ports
@@ -218,6 +227,23 @@ def test_ports_agree_by_name(rendered: dict[str, Rendered], name: str) -> None:
     policy = r.one("NetworkPolicy", "lucidserve")
     ingress_ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
     assert set(ingress_ports) == set(container_ports)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_only_the_monitoring_namespaces_prometheus_reaches_the_metrics_port(
+    rendered: dict[str, Rendered], name: str
+) -> None:
+    ingress = rendered[name].one("NetworkPolicy", "lucidserve")["spec"]["ingress"]
+    to_metrics = [r for r in ingress if any(p["port"] == "metrics" for p in r["ports"])]
+    assert len(to_metrics) == 1
+    rule = to_metrics[0]
+    assert [p["port"] for p in rule["ports"]] == ["metrics"]  # that rule opens nothing else
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,4 +1,4 @@
-"""Several gunicorn workers: /metrics tells the pooled truth, whichever worker answers."""
+"""Several gunicorn workers: the metrics port tells the pooled truth of all of them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import worker_connections
 from tests.support.processes import Service, start_service, wait_until
 
 SAMPLE = {"sepal_length": 5.9, "sepal_width": 3.0, "petal_length": 5.1, "petal_width": 1.8}
@@ -84,12 +85,13 @@ def two_workers(iris_bundle: Path, tmp_path: Path) -> Service:
 def test_request_counts_are_exact_across_two_workers(two_workers: Service) -> None:
     sent = traffic(two_workers.url, rounds=40)
     assert sum(sent.values()) == 200
-    for _ in range(6):  # several scrapes, answered by either worker, all tell the same truth
-        counts = request_counts(two_workers.client.get("/metrics").text)
+    for _ in range(6):  # several scrapes, all tell the same truth
+        counts = request_counts(two_workers.metrics())
         for key, number in sent.items():
             assert counts[key] == number, key
-    metrics = two_workers.client.get("/metrics").text
-    assert gauge_total(metrics, "http_server_active_requests") == 1  # this very scrape
+    metrics = two_workers.metrics()
+    # Nothing in flight: a scrape of the metrics port is no request to a worker.
+    assert gauge_total(metrics, "http_server_active_requests") == 0
     predictions = sum(
         s.value
         for f in text_string_to_metric_families(metrics)
@@ -114,11 +116,11 @@ def test_sigkilled_worker_loses_no_counts_and_leaves_no_stale_gauge(
         what="a replacement worker",
     )
     after = traffic(two_workers.url, rounds=20)
-    metrics = two_workers.client.get("/metrics").text
+    metrics = two_workers.metrics()
     counts = request_counts(metrics)
     for key in before.keys() | after.keys():
         assert counts[key] == before[key] + after[key], key
-    assert gauge_total(metrics, "http_server_active_requests") == 1
+    assert gauge_total(metrics, "http_server_active_requests") == 0
     model_info = [
         s
         for f in text_string_to_metric_families(metrics)
@@ -131,8 +133,7 @@ def test_sigkilled_worker_loses_no_counts_and_leaves_no_stale_gauge(
 
 
 def _worker_pids(svc: Service) -> list[int]:
-    children = Path(f"/proc/{svc.pid}/task/{svc.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return sorted(worker_connections.worker_pids(svc.pid))
 
 
 def test_exemplars_are_exposed_with_two_workers(iris_bundle: Path, tmp_path: Path) -> None:
@@ -140,7 +141,7 @@ def test_exemplars_are_exposed_with_two_workers(iris_bundle: Path, tmp_path: Pat
     svc = start_service(iris_bundle, tmp_path / "service.log", workers=2, env=env)
     try:
         traffic(svc.url, rounds=4)
-        text = svc.client.get("/metrics", headers={"accept": "application/openmetrics-text"}).text
+        text = svc.metrics(openmetrics=True)
         exemplified = re.findall(
             r"^(http_server_request_duration_seconds_bucket|model_inference_duration_seconds_bucket)"
             r'\{.*\} \S+ # \{trace_id="([0-9a-f]{32})"\}',

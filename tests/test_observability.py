@@ -218,7 +218,7 @@ def test_a_real_prometheus_scrapes_rates_and_exemplars(
     iris_bundle: Path, tmp_path: Path, receiver: OtlpReceiver
 ) -> None:
     svc = start_service(iris_bundle, tmp_path / "service.log", workers=2, env=traced_env(receiver))
-    prom = start_prometheus([f"127.0.0.1:{svc.port}"], tmp_path / "prometheus")
+    prom = start_prometheus([f"127.0.0.1:{svc.metrics_port}"], tmp_path / "prometheus")
     try:
         start = time.time()
         prom.wait_for_series("up == 1")

@@ -52,7 +52,7 @@ def test_docs_assets_are_swagger_ui_and_redoc_from_the_service(service: Service)
     assert script.headers["cache-control"] == "public, max-age=86400"
     assert service.client.get("/docs-assets/core.py").status_code == 404
     assert service.client.get("/docs-assets/..%2Fcore.py").status_code == 404
-    metrics = service.client.get("/metrics").text
+    metrics = service.metrics()
     assert 'http_route="/docs-assets/{name}"' in metrics
 
 
@@ -66,11 +66,13 @@ def test_documentation_and_the_model_page_need_a_key_when_keys_are_set(
     assert keyed_service.client.get(path, headers=bearer).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/docs-assets/swagger-ui.css"])
-def test_probes_metrics_and_assets_need_no_key_when_keys_are_set(
-    keyed_service: Service, path: str
-) -> None:
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs-assets/swagger-ui.css"])
+def test_probes_and_assets_need_no_key_when_keys_are_set(keyed_service: Service, path: str) -> None:
     assert keyed_service.client.get(path).status_code == 200
+
+
+def test_the_metrics_port_needs_no_key_when_keys_are_set(keyed_service: Service) -> None:
+    assert keyed_service.metrics_response().status_code == 200
 
 
 def test_docs_switched_off_are_gone_and_unlinked(

@@ -34,7 +34,8 @@ def test_every_curl_example_works_as_written(service: Service) -> None:
     commands = re.findall(r"^curl .*?(?<!\\)$", text, re.MULTILINE | re.DOTALL)
     assert len(commands) >= 7
     for command in commands:
-        live = command.replace("http://127.0.0.1:8000", service.url)
+        live = command.replace("http://127.0.0.1:9100", f"http://127.0.0.1:{service.metrics_port}")
+        live = live.replace("http://127.0.0.1:8000", service.url)
         result = subprocess.run(
             ["bash", "-c", live.replace("curl -s", "curl -s --fail-with-body", 1)],
             capture_output=True, text=True, timeout=30, check=False,

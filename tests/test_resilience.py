@@ -75,7 +75,7 @@ def test_full_queue_sheds_with_503_and_retry_after(faulty: Service) -> None:
     assert shed, [r.status_code for r in responses]
     assert shed[0].headers["retry-after"] == "1"
     assert_error(shed[0], 503, "overloaded")
-    metrics = faulty.client.get("/metrics").text
+    metrics = faulty.metrics()
     line = next(m for m in metrics.splitlines() if m.startswith("model_requests_shed_total"))
     assert float(line.rsplit(" ", 1)[1]) >= len(shed)
 
@@ -126,8 +126,9 @@ def test_api_keys_guard_prediction_and_model_routes_only(iris_bundle: Path, tmp_
         )
         bearer = {"Authorization": "Bearer from-file-key"}
         assert svc.client.get("/v1/model", headers=bearer).status_code == 200
-        for open_path in ("/healthz", "/readyz", "/metrics"):
+        for open_path in ("/healthz", "/readyz"):
             assert svc.client.get(open_path).status_code == 200
+        assert svc.metrics_response().status_code == 200
     finally:
         svc.stop()
 
@@ -181,7 +182,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
 
 
 def _active_requests(svc: Service) -> float:
-    text = svc.client.get("/metrics").text
+    text = svc.metrics()
     values = [
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

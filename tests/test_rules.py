@@ -184,7 +184,9 @@ def test_fleet_psi_rule_equals_the_psi_the_service_computes(
     reproduce the PSI gauges the replica computes itself."""
     if prometheus_binary() is None:
         pytest.skip("prometheus is not installed (scripts/system-packages.txt; make system-deps)")
-    prometheus = start_prometheus([f"127.0.0.1:{replica.port}"], tmp_path, rule_files=[RULES])
+    prometheus = start_prometheus(
+        [f"127.0.0.1:{replica.metrics_port}"], tmp_path, rule_files=[RULES]
+    )
     try:
         prometheus.wait_for_series('up{job="lucidserve"} == 1')
         rows = as_samples(iris_rows(600, seed=11, shift={"petal_length": 1.0}))

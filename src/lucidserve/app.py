@@ -2,7 +2,8 @@
 
 middleware (request id, timing, metrics, access log) -> route -> schema -> inference queue ->
 predictor -> response. The card is read at once (it shapes the schemas and /docs); the estimator
-loads and warms up in the background, and /readyz answers 200 only after that.
+warms up (and, in a process that was not handed a loaded bundle, loads) in the background, and
+/readyz answers 200 only after that.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +33,7 @@ from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
 from lucidserve.api.security import ApiKeys, api_key_dependencies
 from lucidserve.bundle.schema import build_schemas
-from lucidserve.bundle.store import load_bundle, read_card
+from lucidserve.bundle.store import Bundle, load_bundle_logged, read_card
 from lucidserve.inference.batcher import InferenceQueue
 from lucidserve.inference.predictor import Predictor
 from lucidserve.observability.logging import LogPipeline
@@ -49,6 +51,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     started_at: float | None = None,
+    bundle: Bundle | None = None,
     log_pipeline: LogPipeline | None = None,
 ) -> FastAPI:
     """The ASGI application for the bundle in `settings.model_dir`.
@@ -56,11 +59,16 @@ def create_app(
     `started_at` is when the server started (gunicorn's master, for every worker it forks): the
     model page's request rates count from there. By default, now. `log_pipeline` is the
     process's JSON logging (observability/logging.py); without one, the request's lines are
-    ordinary log records.
+    ordinary log records. `bundle` is the bundle already loaded (by gunicorn's master, before
+    forking this worker); without it, this process loads it.
     """
     settings = settings or Settings()
     started_at = time.time() if started_at is None else started_at
-    card = read_card(settings.model_dir, expected_sha256=settings.bundle_sha256)
+    card = (
+        bundle.card
+        if bundle is not None
+        else read_card(settings.model_dir, expected_sha256=settings.bundle_sha256)
+    )
     schemas = build_schemas(
         card, max_batch_rows=settings.max_batch_rows, max_text_length=settings.max_text_length
     )
@@ -87,7 +95,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_load_model(runtime))
+        loading = asyncio.create_task(_load_model(runtime, bundle))
         yield
         runtime.draining = True
         runtime.set_ready_gauge()
@@ -117,6 +125,8 @@ def create_app(
     )
     app.skip_tracing = tracing.skip_request
     app.state.runtime = runtime
+    # What the metrics port serves when this process is the only one (server/metrics_server.py).
+    app.state.exposition = exposition
     install_error_handlers(app)
     guards = api_key_dependencies(runtime.api_keys)
     app.include_router(predict_router(runtime, guards))
@@ -139,11 +149,14 @@ def create_app(
     return app
 
 
-async def _load_model(runtime: Runtime) -> None:
-    """Load the estimator off the event loop, warm it up, then open the queue."""
+async def _load_model(runtime: Runtime, bundle: Bundle | None) -> None:
+    """Load the estimator (unless given) off the event loop, warm it up, then open the queue."""
     settings, card = runtime.settings, runtime.card
     try:
-        bundle = await asyncio.to_thread(load_bundle, settings.model_dir, settings.trust_policy())
+        if bundle is None:
+            bundle = await asyncio.to_thread(
+                load_bundle_logged, settings.model_dir, settings.trust_policy()
+            )
         example = [{f.name: f.example for f in card.features}]
         await asyncio.to_thread(Predictor(card, bundle.estimator).predict, example)
     except Exception:
@@ -175,7 +188,12 @@ async def _load_model(runtime: Runtime) -> None:
     runtime.set_ready_gauge()
     logger.info(
         "model ready",
-        extra={"event": "model_ready", "model_name": card.name, "model_version": card.version},
+        extra={
+            "event": "model_ready",
+            "pid": os.getpid(),
+            "model_name": card.name,
+            "model_version": card.version,
+        },
     )
 
 

@@ -72,9 +72,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from lucidserve.server import prefork
+
+    # This process becomes gunicorn's master: no thread pool may start in it (see prefork.py).
+    prefork.keep_thread_pools_out()
+
     from pydantic import ValidationError
 
-    from lucidserve.bundle.store import BundleError, load_bundle
+    from lucidserve.bundle.store import BundleError, load_bundle_logged
     from lucidserve.observability.logging import configure_logging
     from lucidserve.settings import Settings
 
@@ -105,25 +110,27 @@ def _serve(args: argparse.Namespace) -> int:
 
         train("iris", settings.model_dir)
     try:
-        # Fail before binding the port, with one clear message.
-        load_bundle(settings.model_dir, settings.trust_policy())
+        # Loaded and checked once, before binding a port (fail with one clear message);
+        # every worker is forked holding it.
+        bundle = load_bundle_logged(settings.model_dir, settings.trust_policy())
     except BundleError as exc:
         logger.error("cannot serve: %s", exc, extra={"event": "bundle_invalid"})
         pipeline.close()
         return 1
     if args.reload:
+        del bundle  # the reloader's child process loads its own
         return _serve_reload(settings)
     from lucidserve.server.gunicorn_app import run
     from lucidserve.server.multiprocess import ForeignDirectoryError
 
     try:
-        run(settings)
+        code = run(settings, bundle)
     except ForeignDirectoryError as exc:
         logger.error("cannot serve: %s", exc, extra={"event": "multiproc_dir_refused"})
         pipeline.close()
         return 1
     pipeline.close()
-    return 0
+    return code
 
 
 def _serve_reload(settings: object) -> int:

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Observability
     log_level: str = "INFO"
     metrics_enabled: bool = True
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+    metrics_on_app_port: bool = False
     prediction_log: bool = True
     log_queue_max_lines: int = Field(default=10_000, ge=1)
     log_inputs: bool = False
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
     def trust_policy(self) -> TrustPolicy:
         """What the bundle may load: pickle only when allowed, and the card's expected digest."""
         return TrustPolicy(allow_pickle=self.allow_pickle, expected_card_sha256=self.bundle_sha256)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.metrics_enabled and self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port")
+        return self
 
     def accepted_api_keys(self) -> tuple[bytes, ...]:
         """The API keys from the setting and the secret file (one key a line), as bytes."""

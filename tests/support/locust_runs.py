@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import BIN, REPO, start_process
+from tests.support.processes import BIN, REPO, Service, start_process
 
 LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
 REQUEST_COUNT = "http_server_request_duration_seconds"
@@ -69,12 +68,10 @@ def run_locust(
     return LocustRun(exit_code=code, output=process.output(), stats=stats)
 
 
-def request_counts(client: httpx.Client) -> dict[tuple[str, str, str], float]:
+def request_counts(service: Service) -> dict[tuple[str, str, str], float]:
     """The service's request counter by (method, route, status), from one scrape of /metrics."""
-    response = client.get("/metrics")
-    response.raise_for_status()
     counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(service.metrics()):
         for sample in family.samples:
             if sample.name == f"{REQUEST_COUNT}_count":
                 labels = sample.labels
@@ -87,12 +84,10 @@ def request_counts(client: httpx.Client) -> dict[tuple[str, str, str], float]:
     return counts
 
 
-def gauge_by_feature(client: httpx.Client, metric: str) -> dict[str, float]:
+def gauge_by_feature(service: Service, metric: str) -> dict[str, float]:
     """Values of a per-feature model gauge (e.g. model_drift_psi) from one scrape."""
-    response = client.get("/metrics")
-    response.raise_for_status()
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(service.metrics()):
         for sample in family.samples:
             if sample.name == metric:
                 values[sample.labels["feature"]] = sample.value

@@ -171,6 +171,31 @@ def _package(model: Path, reference: Path, out: Path, *extra: str) -> Path:
     subprocess.run(
         [str(BIN / "lucidserve"), "package", str(model), "--reference", str(reference),
          "--out", str(out), *extra],
-        check=True, capture_output=True, timeout=120, env=env,
+        check=True, capture_output=True, timeout=600, env=env,
     )  # fmt: skip
     return out
+
+
+def package_large_forest(tmp: Path, *, trees: int = 10, rows: int = 60_000) -> Path:
+    """A big forest, packaged as a skops bundle: extremely randomized trees grown on noise, so
+    every tree is as deep as the data allows (10 trees on 60,000 rows of 20 features: about 75 MB).
+    """
+    import skops.io as sio
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, LARGE_FOREST_FEATURES))
+    y = rng.choice(np.array(["no", "yes"], dtype=object), rows)
+    model = ExtraTreesClassifier(n_estimators=trees, max_features=1, random_state=0).fit(x, y)
+    model_path = tmp / "forest.skops"
+    sio.dump(model, model_path)
+    reference = tmp / "forest.csv"
+    names = [f"f{i}" for i in range(LARGE_FOREST_FEATURES)]
+    _write_csv(reference, names, x[:500].tolist())
+    # A tree's node arrays are one type skops does not trust by default: the packager names it.
+    return _package(
+        model_path, reference, tmp / "forest-bundle", "--trust", "sklearn.tree._tree.Tree"
+    )
+
+
+LARGE_FOREST_FEATURES = 20

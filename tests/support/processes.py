@@ -99,13 +99,32 @@ def start_process(
     return ManagedProcess(proc=proc, log_path=log_path, name=name)
 
 
+OPENMETRICS = "application/openmetrics-text"
+
+
 @dataclass
 class Service(ManagedProcess):
-    """A running `lucidserve serve`."""
+    """A running `lucidserve serve`, its API on `port` and /metrics on `metrics_port`."""
 
     port: int = 0
     url: str = ""
     client: httpx.Client = field(default_factory=httpx.Client)
+    metrics_port: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def metrics_response(self, *, openmetrics: bool = False) -> httpx.Response:
+        """One scrape of the metrics port (OpenMetrics, with exemplars, when asked for)."""
+        headers = {"accept": OPENMETRICS} if openmetrics else {}
+        return httpx.get(self.metrics_url, headers=headers, timeout=30.0)
+
+    def metrics(self, *, openmetrics: bool = False) -> str:
+        """The exposition text of one scrape of the metrics port (which must answer 200)."""
+        response = self.metrics_response(openmetrics=openmetrics)
+        response.raise_for_status()
+        return response.text
 
     def log_lines(self) -> list[str]:
         return self.output().splitlines()
@@ -131,6 +150,10 @@ def start_service(
     before the command (the benchmark's `taskset -c N`, which execs: the pid is the server's).
     """
     port = free_port()
+    metrics_port = int((env or {}).get("LUCIDSERVE_METRICS_PORT") or 0)
+    while metrics_port in (0, port):
+        metrics_port = free_port()
+    env = {"LUCIDSERVE_METRICS_PORT": str(metrics_port), **(env or {})}
     argv = [
         *prefix, str(BIN / "lucidserve"), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--model-dir", str(model_dir), *(["--workers", str(workers)] if workers else []),
@@ -138,15 +161,27 @@ def start_service(
     ]  # fmt: skip
     base = start_process(argv, log_path, env=env, name="lucidserve")
     url = f"http://127.0.0.1:{port}"
-    service = Service(proc=base.proc, log_path=log_path, name="lucidserve", port=port, url=url)
+    service = Service(
+        proc=base.proc,
+        log_path=log_path,
+        name="lucidserve",
+        port=port,
+        url=url,
+        metrics_port=metrics_port,
+    )
     service.client = httpx.Client(base_url=url, timeout=30.0)
+
+    metrics_on = env.get("LUCIDSERVE_METRICS_ENABLED", "true").lower() not in ("false", "0")
 
     def ready() -> bool:
         if service.proc.poll() is not None:
             raise RuntimeError(f"service exited early:\n{service.output()[-4000:]}")
         # Every worker logs `model_ready` once warm; any of them may answer the next request.
         warm = service.output().count('"event":"model_ready"')
-        return warm >= (workers or 1) and service.client.get("/readyz").status_code == 200
+        if warm < (workers or 1) or service.client.get("/readyz").status_code != 200:
+            return False
+        # And the metrics port answers (its process boots beside the workers).
+        return not metrics_on or service.metrics_response().status_code == 200
 
     try:
         wait_until(ready, timeout=ready_timeout, what=f"{url}/readyz")

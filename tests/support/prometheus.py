@@ -1,6 +1,6 @@
 """A real Prometheus for tests: Debian's `prometheus` binary on a free loopback port.
 
-    prom = start_prometheus(["127.0.0.1:8000"], tmp_path, rule_files=[RULES])
+    prom = start_prometheus(["127.0.0.1:9100"], tmp_path, rule_files=[RULES])
     try:
         prom.wait_for_series("up == 1")               # polls; bounded by `timeout`
         rows = prom.query('sum(rate(x_total[10s]))')  # instant query -> result list

@@ -40,13 +40,34 @@ def available() -> bool:
     return (PROC / "net" / "tcp").is_file() and (PROC / "self" / "fd").is_dir()
 
 
-def worker_pids(master_pid: int) -> set[int]:
-    """The child processes of `master_pid` (gunicorn's workers)."""
+METRICS_PROCESS = b"lucidserve.server.metrics_server"
+
+
+def child_pids(master_pid: int) -> set[int]:
+    """The child processes of `master_pid`: gunicorn's workers and the metrics process."""
     children: set[int] = set()
     for task in (PROC / str(master_pid) / "task").iterdir():
         text = (task / "children").read_text().split()
         children.update(int(pid) for pid in text)
     return children
+
+
+def worker_pids(master_pid: int) -> set[int]:
+    """gunicorn's workers: the children of `master_pid` but the metrics process."""
+    return {pid for pid in child_pids(master_pid) if not _is_metrics_process(pid)}
+
+
+def metrics_process_pid(master_pid: int) -> int | None:
+    """The metrics process the master started, if it runs."""
+    found = [pid for pid in child_pids(master_pid) if _is_metrics_process(pid)]
+    return found[0] if found else None
+
+
+def _is_metrics_process(pid: int) -> bool:
+    try:
+        return METRICS_PROCESS in (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:  # gone since it was listed
+        return False
 
 
 def connections_to_workers(

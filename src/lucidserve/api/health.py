@@ -1,4 +1,5 @@
-"""Liveness, readiness and the Prometheus endpoint: never behind API keys."""
+"""Liveness, readiness and (with METRICS_ON_APP_PORT) the Prometheus endpoint: never behind API
+keys. /metrics is served on the metrics port (server/metrics_server.py); here only on request."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def health_router(runtime: Runtime, exposition: CollectorRegistry | None) -> API
         body = {"status": "ready", "model_name": runtime.card.name}
         return Response(orjson.dumps(body), media_type="application/json")
 
+    if runtime.settings.metrics_on_app_port:
+        _add_metrics_route(router, exposition)
+    return router
+
+
+def _add_metrics_route(router: APIRouter, exposition: CollectorRegistry | None) -> None:
     @router.get(
         "/metrics",
         summary="Prometheus metrics (OpenMetrics, with exemplars, when asked for)",
@@ -63,5 +70,3 @@ def health_router(runtime: Runtime, exposition: CollectorRegistry | None) -> API
             return Response(b"", media_type=CONTENT_TYPE_LATEST)
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(exposition), media_type=content_type)
-
-    return router

@@ -63,7 +63,7 @@ def model_page_builder(
         links[:0] = [("/docs", "API documentation"), ("/redoc", "API reference (ReDoc)")]
     if runtime.drift is not None:
         links.append(("/v1/drift", "Drift statistics (JSON)"))
-    if exposition is not None:
+    if exposition is not None and runtime.settings.metrics_on_app_port:
         links.append(("/metrics", "Prometheus metrics"))
 
     def build() -> bytes:

@@ -17,7 +17,10 @@ What is trusted is the operator's decision, never the bundle's:
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import pickle
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,8 @@ from lucidserve.bundle.card import CARD_FILE, ModelCard
 
 SKOPS_FILE = "model.skops"
 PICKLE_FORMATS = frozenset({"joblib", "pickle"})
+
+logger = logging.getLogger("lucidserve")
 
 
 class BundleError(Exception):
@@ -174,6 +179,25 @@ def estimator_path(path: Path, card: ModelCard) -> Path:
             "the bundle directory; a card may only name a file inside its own bundle"
         )
     return candidate
+
+
+def load_bundle_logged(path: Path, policy: TrustPolicy | None = None) -> Bundle:
+    """`load_bundle`, then a `bundle_loaded` log event saying which process loaded it, and how long
+    it took: under gunicorn only the master loads a bundle, and the event shows it."""
+    started = time.perf_counter()
+    bundle = load_bundle(path, policy)
+    logger.info(
+        "model bundle loaded",
+        extra={
+            "event": "bundle_loaded",
+            "pid": os.getpid(),
+            "model_name": bundle.card.name,
+            "model_version": bundle.card.version,
+            "estimator_bytes": (path / bundle.card.estimator_file).stat().st_size,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return bundle
 
 
 def _deserialize(model_path: Path, card: ModelCard) -> Any:

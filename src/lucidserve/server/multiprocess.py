@@ -1,9 +1,13 @@
 """prometheus_client's multiprocess mode, decided here and only here.
 
-With more than one worker, every worker writes its metric values to memory-mapped files in one
-directory and /metrics (answered by any worker) merges them. The directory must be set before
-prometheus_client is imported by a worker, wiped at start (stale files would add old counts),
-and a dead worker's live gauges removed (`mark_process_dead`). With one worker none of this runs.
+Under gunicorn, whatever the worker count, every worker writes its metric values to memory-mapped
+files in one directory and the metrics process (metrics_server.py) merges them for /metrics. One
+worker too: then the metrics port answers while that worker is busy or being restarted, and its
+counts survive a restart. The price is the files' slower writes (about 20 µs of CPU a request, see
+docs/observability.md); only a single process without gunicorn (`--reload`) keeps its metrics in
+memory. The directory must be set before prometheus_client is imported (by the master, which
+imports the app's code before forking), wiped at start (stale files would add old counts), and a
+dead worker's live gauges removed (`mark_process_dead`).
 
 Wiping is limited to directories lucidserve owns: an empty one, or one holding MARKER, which
 lucidserve writes when it first takes a directory. Any other non-empty directory (a mistyped
@@ -55,13 +59,8 @@ def prepare(directory: Path | None) -> Path:
     return path
 
 
-def disable() -> None:
-    """One worker: plain in-process metrics, whatever the inherited environment says."""
-    os.environ.pop(ENV, None)
-
-
 def shared_directory() -> Path | None:
-    """The directory this process shares metrics through, or None with one worker.
+    """The directory this process shares metrics through, or None outside gunicorn.
 
     The only read of the variable: prometheus_client chose its mode from it at import, and
     everything else (the observability object, the drift window, the master's clean-up) follows

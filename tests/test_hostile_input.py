@@ -184,7 +184,7 @@ def test_a_stalled_worker_is_replaced_by_gunicorn(tmp_path: Path) -> None:
         assert "WORKER TIMEOUT" in svc.output()
         assert svc.client.post("/v1/predict", json={"samples": [{"x": 1.0}]}).status_code == 200
     finally:
-        svc.stop(signal.SIGKILL if svc.proc.poll() is None else signal.SIGTERM)
+        svc.stop()
 
 
 def _worker_replaced(svc: Service, old: int) -> bool:

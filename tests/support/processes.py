@@ -5,6 +5,7 @@ Also the one way `make bench` and `make loadtest` start a local service (`start_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from tests.support.proc import children
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -67,13 +70,14 @@ class ManagedProcess:
             os.kill(self.proc.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Send `sig`, wait up to `timeout`, SIGKILL after that; returns the exit code."""
+        """Send `sig`, wait up to `timeout`, then SIGKILL it and every process it started (a
+        killed gunicorn master would leave its workers running); returns the exit code."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
             try:
                 return self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
+                kill_tree(self.proc.pid)
         return self.proc.wait(timeout=10)
 
 
@@ -189,3 +193,11 @@ def start_service(
         service.stop(signal.SIGKILL)
         raise
     return service
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and its descendants, children first, each by its own id."""
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for child in children(pid):
+            kill_tree(child)
+        os.kill(pid, signal.SIGKILL)

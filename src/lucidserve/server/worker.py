@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -52,6 +53,12 @@ class LucidWorker(UvicornWorker):  # type: ignore[misc]
             raise SystemExit(self.arbiter_boot_error())
 
     async def callback_notify(self) -> None:
+        if os.getppid() != self.ppid:
+            # The master is gone (killed, OOM): nobody will stop or replace this worker. Leave
+            # the way a SIGTERM does, draining, as gunicorn's own workers do.
+            self.log.info("Parent changed, shutting down: %s", self)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         runtime = _runtime(self.wsgi)
         if runtime is not None and runtime.stalled:
             return  # no heartbeat: gunicorn replaces this worker after TIMEOUT seconds

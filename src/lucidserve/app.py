@@ -28,6 +28,7 @@ from lucidserve.api.documentation import install_documentation
 from lucidserve.api.drift import drift_router
 from lucidserve.api.errors import install_error_handlers
 from lucidserve.api.health import health_router
+from lucidserve.api.inference_protocol import inference_protocol_router
 from lucidserve.api.model import model_router
 from lucidserve.api.pages import model_page_router
 from lucidserve.api.predict import predict_router
@@ -130,6 +131,7 @@ def create_app(
     install_error_handlers(app)
     guards = api_key_dependencies(runtime.api_keys)
     app.include_router(predict_router(runtime, guards))
+    app.include_router(inference_protocol_router(runtime, guards))
     app.include_router(model_router(runtime, guards))
     app.include_router(drift_router(runtime.drift, guards))
     app.include_router(health_router(runtime, exposition))

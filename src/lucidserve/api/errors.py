@@ -64,7 +64,25 @@ class ErrorResponse(BaseModel):
     request_id: str
 
 
+PROTOCOL_PREFIX = "/v2"
+"""The Open Inference Protocol's routes (api/inference_protocol.py): errors as {"error": msg}."""
+
+
+class ProtocolErrorResponse(BaseModel):
+    """The body of every Open Inference Protocol error."""
+
+    error: str
+
+
 def error_response(request: Request, error: ApiError) -> Response:
+    path: str = request.scope.get("path", "")
+    if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+        return Response(
+            orjson.dumps({"error": error.message}),
+            status_code=error.status,
+            media_type="application/json",
+            headers=error.headers,
+        )
     body = {
         "error": {"type": error.error_type, "message": error.message, "details": error.details},
         "request_id": request.scope.get(REQUEST_ID_KEY, ""),

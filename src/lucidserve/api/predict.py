@@ -41,7 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     """The prediction routes for the runtime's model (the label route for classifiers only)."""
     router = APIRouter(prefix="/v1", tags=["predict"], dependencies=guards)
-    handler = _PredictHandler(runtime)
+    handler = PredictHandler(runtime)
     body = runtime.schemas.request_body()
 
     @router.post(
@@ -80,7 +80,11 @@ Content = Callable[[BatchResult, list[Any], list[float] | None], dict[str, Any]]
 """A response body's own part, from a request's result, labels and each label's probability."""
 
 
-class _PredictHandler:
+class PredictHandler:
+    """The prediction path shared by /v1 and the Open Inference Protocol
+    (api/inference_protocol.py): the queue (`infer`), and the request's spans and predictions
+    recorded (`record`)."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.card = runtime.card
@@ -131,11 +135,27 @@ class _PredictHandler:
         body["model_version"] = self.card.version
         body["request_id"] = request_id
         encoded = orjson.dumps(body)
+        self.record(request, samples, outcome, labels, confidences, serialize_started)
+        return Response(encoded, media_type="application/json")
+
+    def record(
+        self,
+        request: Request,
+        samples: Sequence[dict[str, Any]],
+        outcome: Outcome,
+        labels: list[Any],
+        confidences: list[float] | None,
+        serialize_started: float,
+    ) -> None:
+        """The request's spans, metrics and a log line per sample, once its body is encoded."""
         record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
         self.observability.record_predictions(
-            request_id, samples, labels, confidences, request.scope.get(STARTED_KEY)
+            request.scope.get(REQUEST_ID_KEY, ""),
+            samples,
+            labels,
+            confidences,
+            request.scope.get(STARTED_KEY),
         )
-        return Response(encoded, media_type="application/json")
 
     def _predictions(
         self, result: BatchResult, labels: list[Any], confidences: list[float] | None
@@ -162,10 +182,20 @@ class _PredictHandler:
             ]
         }
 
+    def deadline(self, request: Request) -> float:
+        """The request's deadline, a `time.perf_counter()` time."""
+        started: float = request.scope.get(STARTED_KEY, time.perf_counter())
+        return started + self.timeout
+
     async def _run(self, request: Request) -> tuple[Sequence[dict[str, Any]], Outcome]:
-        queue = self.runtime.require_ready()
-        deadline = request.scope.get(STARTED_KEY, time.perf_counter()) + self.timeout
+        self.runtime.require_ready()
+        deadline = self.deadline(request)
         samples = await self.intake.samples(request, deadline)
+        return samples, await self.infer(samples, deadline)
+
+    async def infer(self, samples: Sequence[dict[str, Any]], deadline: float) -> Outcome:
+        """Validated samples through the inference queue; ApiErrors for 503, 504 and 422."""
+        queue = self.runtime.require_ready()
         try:
             outcome = await queue.submit(samples, deadline)
         except Overloaded as exc:
@@ -190,4 +220,4 @@ class _PredictHandler:
                 f"The model cannot predict {where}: {exc.reason}",
                 {"sample": exc.sample},
             ) from None
-        return samples, outcome
+        return outcome

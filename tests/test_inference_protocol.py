@@ -5,7 +5,9 @@ every bad request answered with the protocol's {"error": ...} and a 4xx."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import Service, start_service, wait_until
+from tests.support.processes import REPO, Service, start_service, wait_until
 from tests.test_observability import canonical_hash, log_records
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -181,6 +183,7 @@ def matrix_input(**changes: object) -> dict[str, object]:
         (matrix_input(shape=[2, 4]), "8"),
         (matrix_input(datatype="BYTES", data=["a", "b", "c", "d"]), "FP32 or FP64"),
         (matrix_input(datatype="FP16"), "unsupported datatype"),
+        (matrix_input(datatype={}), "unsupported datatype"),
         (matrix_input(name="pixels"), "Unknown input 'pixels'"),
         (matrix_input(data=[5.1, "3.5", 1.4, 0.2]), "must be numbers"),
         (matrix_input(data=[5.1, True, 1.4, 0.2]), "must be numbers"),
@@ -192,6 +195,7 @@ def matrix_input(**changes: object) -> dict[str, object]:
         "data-not-filling-shape",
         "wrong-datatype",
         "unknown-datatype",
+        "datatype-not-a-string",
         "unknown-input",
         "string-in-fp64",
         "bool-in-fp64",
@@ -282,12 +286,12 @@ def test_unknown_model_version_route_and_malformed_json_use_the_protocols_shape(
     assert_protocol_error(service.client.get("/v2/models/daisy"), 404, "Unknown model")
     assert_protocol_error(service.client.get("/v2/models/iris/versions/9"), 404, "Unknown version")
     assert_protocol_error(service.client.post("/v2/models/daisy/infer", json={}), 404, "daisy")
-    assert_protocol_error(service.client.get("/v2/nothing"), 404, "No route")
     malformed = service.client.post(
         INFER, content=b"{", headers={"Content-Type": "application/json"}
     )
     assert_protocol_error(malformed, 400, "not valid JSON")
-    # /v1 keeps its own envelope.
+    # Outside the protocol's routes (an unknown path too), the service's own envelope.
+    assert set(service.client.get("/v2/nothing").json()) == {"error", "request_id"}
     assert set(service.client.get("/v1/nothing").json()) == {"error", "request_id"}
 
 
@@ -303,3 +307,31 @@ def test_limits_are_v1s(iris_bundle: Path, tmp_path: Path) -> None:
         assert_protocol_error(large, 413, "2048 bytes")
     finally:
         svc.stop()
+
+
+def uvx() -> str | None:
+    found = shutil.which("uvx")
+    local = REPO / ".venv-uv" / "bin" / "uvx"
+    return found or (str(local) if local.exists() else None)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_kserve_sdk_rest_client_gives_v1s_answers(service: Service, binary: bool) -> None:
+    """The kserve SDK pins clash with the lock file: it runs in its own environment (uvx)."""
+    runner = uvx()
+    if runner is None:
+        pytest.skip("uvx is not installed")
+    script = REPO / "tests" / "support" / "kserve_client.py"
+    result = subprocess.run(
+        [runner, "--python", "3.11", "--from", "kserve", "python", str(script), service.url,
+         json.dumps(ROWS), "binary" if binary else "json"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["live"] is True
+    assert seen["ready"] is True
+    assert seen["model_ready"] is True
+    labels, probabilities = v1_answers(service, ROWS)
+    assert seen["labels"] == labels
+    np.testing.assert_array_equal(np.array(seen["probabilities"]), probabilities)

@@ -75,7 +75,9 @@ class ProtocolErrorResponse(BaseModel):
 
 
 def error_response(request: Request, error: ApiError) -> Response:
-    path: str = request.scope.get("path", "")
+    # The protocol's routes only: an unknown path under /v2 keeps the service's own envelope.
+    route = request.scope.get("route")
+    path: str = getattr(route, "path_format", "") if route is not None else ""
     if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
         return Response(
             orjson.dumps({"error": error.message}),

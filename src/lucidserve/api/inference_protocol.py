@@ -28,6 +28,7 @@ from lucidserve.api.intake import read_body
 from lucidserve.api.predict import PredictHandler
 from lucidserve.api.tensors import (
     HEADER,
+    NUMERIC_TYPES,
     Tensor,
     bad_request,
     decode_inputs,
@@ -50,16 +51,33 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
     503: _error("The model is not ready (loading or draining)")
 }
 INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The outputs; with binary outputs asked for, the JSON header (its length "
+        "in Inference-Header-Content-Length) then the binary tensors",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
     400: _error("Malformed request, tensors that do not fit the model, or invalid values"),
     401: _error("Missing or wrong API key (when keys are configured)"),
     404: _error("No such model or version"),
     408: _error("The body did not arrive within REQUEST_TIMEOUT_SECONDS"),
     413: _error("Body over MAX_BODY_BYTES, or more rows than MAX_BATCH_ROWS"),
-    415: _error("Content type is neither JSON nor application/octet-stream"),
     422: _error("Values the model cannot take (model_rejected_input)"),
     503: _error("Model not ready, draining, or the inference queue is full"),
     504: _error("The request's deadline passed while it waited for the model"),
 }
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
 
 
 class TensorMetadata(BaseModel):
@@ -139,21 +157,20 @@ def inference_protocol_router(runtime: Runtime, guards: Sequence[Any]) -> APIRou
     card = runtime.card
     server = {"name": "lucidserve", "version": __version__, "extensions": ["binary_tensor_data"]}
     metadata = orjson.dumps(model_metadata(card))
-    ok = Response(b"", status_code=200)
 
-    @router.get("/health/live", summary="Server liveness (protocol)", response_class=Response)
+    @router.get("/health/live", summary="Server liveness (protocol)", response_model=Live)
     async def live() -> Response:
-        return ok
+        return Response(b'{"live":true}', media_type=_JSON)
 
     @router.get(
         "/health/ready",
         summary="Server readiness (protocol)",
-        response_class=Response,
+        response_model=Ready,
         responses=NOT_READY,
     )
     async def ready() -> Response:
         runtime.require_ready()
-        return ok
+        return Response(b'{"ready":true}', media_type=_JSON)
 
     @router.get("", summary="Server metadata (protocol)", response_model=ServerMetadata)
     async def server_metadata() -> Response:
@@ -168,12 +185,28 @@ def inference_protocol_router(runtime: Runtime, guards: Sequence[Any]) -> APIRou
 def _add_model_routes(
     router: APIRouter, protocol: _Protocol, path: str, metadata: bytes, guards: Sequence[Any]
 ) -> None:
+    # The handlers read the path parameters themselves (one handler for both paths); the
+    # document declares them, each with the one value that is not a 404.
+    card = protocol.card
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": [value]},
+        }
+        for name, value in (("model_name", card.name), ("model_version", card.version))
+        if "{" + name + "}" in path
+    ]
+    documented: dict[str, Any] = {"parameters": parameters}
+
     @router.get(
         path,
         summary="Model metadata (protocol)",
         response_model=ModelMetadata,
         responses={**NOT_FOUND, 401: _error("Missing or wrong API key")},
         dependencies=list(guards),
+        openapi_extra=documented,
     )
     async def get_metadata(request: Request) -> Response:
         protocol.check_model(request)
@@ -182,13 +215,14 @@ def _add_model_routes(
     @router.get(
         path + "/ready",
         summary="Model readiness (protocol)",
-        response_class=Response,
+        response_model=ModelReady,
         responses={**NOT_FOUND, **NOT_READY},
+        openapi_extra=documented,
     )
     async def model_ready(request: Request) -> Response:
         protocol.check_model(request)
         protocol.runtime.require_ready()
-        return Response(b"", status_code=200)
+        return Response(orjson.dumps({"name": card.name, "ready": True}), media_type=_JSON)
 
     @router.post(
         path + "/infer",
@@ -196,7 +230,7 @@ def _add_model_routes(
         response_model=InferenceResponse,
         responses=INFER_ERRORS,
         dependencies=list(guards),
-        openapi_extra={"requestBody": _request_body()},
+        openapi_extra={**documented, "requestBody": _request_body()},
     )
     async def infer(request: Request) -> Response:
         return await protocol.infer(request)
@@ -208,7 +242,7 @@ def _request_body() -> dict[str, Any]:
         "required": ["name", "datatype", "shape"],
         "properties": {
             "name": {"type": "string"},
-            "datatype": {"type": "string"},
+            "datatype": {"type": "string", "enum": ["BYTES", *NUMERIC_TYPES]},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "data": {"type": "array"},
             "parameters": {"type": "object"},
@@ -259,11 +293,7 @@ class _Protocol:
         self.runtime.require_ready()
         deadline = self.handler.deadline(request)
         header_length = request.headers.get(HEADER)
-        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media and media != "application/octet-stream" and not media.endswith("json"):
-            raise ApiError(
-                415, "unsupported_media_type", f"Unsupported content type {media[:80]!r}."
-            )
+        # Any content type: the protocol names none, and clients differ (curl -d, tritonclient).
         raw = await read_body(request, self.max_body_bytes, deadline)
         document, binary = split_body(raw, header_length)
         samples = self._samples(decode_inputs(document, binary))

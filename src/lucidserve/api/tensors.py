@@ -95,7 +95,7 @@ def _decode(item: dict[str, Any], binary: bytes, offset: int) -> tuple[Tensor, i
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str):
         raise bad_request("Every input needs a name.")
-    if datatype != "BYTES" and datatype not in NUMERIC_TYPES:
+    if not isinstance(datatype, str) or (datatype != "BYTES" and datatype not in NUMERIC_TYPES):
         raise bad_request(f"Input {name[:80]!r}: unsupported datatype {str(datatype)[:20]!r}.")
     if (
         not isinstance(shape, list)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class Config:
-    """One way of running the service: a key for the table and the environment that makes it."""
+    """One way of running the service: a key for the table, the environment that makes it, and
+    the API the one-row request goes through (`v1`, or `v2`: the Open Inference Protocol)."""
 
     key: str
     description: str
     env: Mapping[str, str] = field(default_factory=dict)
+    protocol: Literal["v1", "v2"] = "v1"
 
 
 OBSERVABILITY_OFF = Config(
@@ -48,6 +51,11 @@ VARIANTS = (
         "B-metrics",
         "B without metrics (drift needs them: off too)",
         {"LUCIDSERVE_METRICS_ENABLED": "false"},
+    ),
+    Config(
+        "B-v2",
+        "B, the same one-row request as JSON tensors through the Open Inference Protocol",
+        protocol="v2",
     ),
     # Not a B at all: the per-sample parts alone, a bound on what B/A can reach with any default
     # trace or access-line sampling.

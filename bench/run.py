@@ -44,6 +44,14 @@ class Model:
     name: str
     bundle: Path
     body_file: Path
+    v2_body_file: Path
+    card_name: str
+
+    def request(self, config: Config) -> tuple[str, Path]:
+        """The path and body of the one-row request `config` sends."""
+        if config.protocol == "v2":
+            return f"/v2/models/{self.card_name}/infer", self.v2_body_file
+        return "/v1/predict", self.body_file
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,11 @@ def _run(options: argparse.Namespace) -> int:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         **machine.describe(pinning),
         "workers": 1,
-        "load_generator": {"tool": "wrk", "threads": 1, "request": "one-row POST /v1/predict"},
+        "load_generator": {
+            "tool": "wrk",
+            "threads": 1,
+            "request": "one-row POST /v1/predict (B-v2: /v2/models/{name}/infer)",
+        },
         "settings": {
             "duration_seconds": plan.duration,
             "repetitions": plan.repetitions,
@@ -181,12 +193,14 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
         servers = _start_servers(model, plan, stack)
         for connections in plan.concurrency:
             for config in plan.configs if plan.warmup else ():
-                result, _ = _wrk_run(plan, servers[config.key], model, connections, plan.warmup)
+                result, _ = _wrk_run(
+                    plan, servers[config.key], model, config, connections, plan.warmup
+                )
                 _report_errors(model, config, connections, "warm-up", result)
             for repetition in range(1, plan.repetitions + 1):
                 for config in plan.configs:
                     server = servers[config.key]
-                    result, cpu = _wrk_run(plan, server, model, connections, plan.duration)
+                    result, cpu = _wrk_run(plan, server, model, config, connections, plan.duration)
                     runs.append(report.Run(config.key, connections, repetition, result, cpu))
                     print(
                         f"  {model.name} c={connections} rep {repetition}/{plan.repetitions} "
@@ -206,13 +220,14 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
 
 
 def _wrk_run(
-    plan: Plan, server: Service, model: Model, connections: int, seconds: int
+    plan: Plan, server: Service, model: Model, config: Config, connections: int, seconds: int
 ) -> tuple[WrkResult, float | None]:
     """One wrk run against `server`, and the CPU seconds the service spent meanwhile."""
     _check_alive(server)
     before = tree_cpu_seconds(server.pid)
+    path, body = model.request(config)
     result = run_wrk(
-        plan.wrk, f"{server.url}/v1/predict", model.body_file,
+        plan.wrk, f"{server.url}{path}", body,
         connections=connections, seconds=seconds, pin=plan.pinning.load(),
     )  # fmt: skip
     after = tree_cpu_seconds(server.pid)
@@ -304,7 +319,19 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     body_file = work / "bodies" / f"{name}.json"
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_text(json.dumps({"samples": [sample]}))
-    return Model(name=name, bundle=bundle, body_file=body_file)
+    # The same row as the Open Inference Protocol's users send a table: one tensor per feature.
+    tensors = [
+        {
+            "name": f["name"],
+            "shape": [1],
+            "datatype": "FP64" if f["type"] == "number" else "BYTES",
+            "data": [sample[f["name"]]],
+        }
+        for f in card["features"]
+    ]
+    v2_body_file = work / "bodies" / f"{name}-v2.json"
+    v2_body_file.write_text(json.dumps({"inputs": tensors}))
+    return Model(name, bundle, body_file, v2_body_file, card["name"])
 
 
 def _datasets(options: argparse.Namespace) -> list[str]:

@@ -171,7 +171,7 @@ def test_configs_are_named_in_any_case_and_unknown_ones_refused() -> None:
         find_configs(" , ")
     every = find_configs("A,B,variants,B-traces")
     assert [c.key for c in every[:4]] == ["A", "B", "B-traced", "B-untraced"]
-    assert len(every) == len({c.key for c in every}) == 10  # each once
+    assert len(every) == len({c.key for c in every}) == 11  # each once
 
 
 def test_configurations_that_trace_export_to_the_sink_and_the_others_do_not() -> None:
@@ -233,7 +233,7 @@ def smoke(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Smoke:
     command = [
         str(BIN / "python"), "-m", "bench.run", "--bundle", str(iris_bundle), "--duration", "1",
         "--repetitions", "1", "--concurrency", "2", "--warmup", "0", "--floor-calls", "5",
-        "--configs", "A,B,C,B-traces", "--otlp-sink", "--json-out", str(out),
+        "--configs", "A,B,C,B-traces,B-v2", "--otlp-sink", "--json-out", str(out),
         "--work-dir", str(tmp / "work"),
     ]  # fmt: skip
     env = {**os.environ, "LUCIDSERVE_PREDICTION_LOG": "false"}
@@ -261,7 +261,7 @@ def table_rows(stdout: str, columns: list[str]) -> list[list[str]]:
 def test_smoke_prints_a_row_per_configuration_with_numbers(smoke: Smoke) -> None:
     header = ["config", "conc", "req/s", "p50", "ms", "p99", "ms", "cpu", "us/req", "cpu", "busy"]
     rows = table_rows(smoke.stdout, [*header, "reps", "errors"])
-    assert [row[0] for row in rows] == ["A", "B", "B-traces", "C"]
+    assert [row[0] for row in rows] == ["A", "B", "B-traces", "B-v2", "C"]
     for row in rows:
         assert len(row) == 9
         assert int(row[1]) == 2
@@ -279,13 +279,15 @@ def test_smoke_prints_the_ratios_the_variants_the_floor_and_the_targets(smoke: S
     assert row[0] == "2"
     assert all(float(value) > 0 for value in row[1:4])
     float(row[4])  # B's extra CPU per request: a number, of either sign in a one-second run
-    (variant,) = table_rows(
+    variants = table_rows(
         smoke.stdout,
         ["config", "conc", "req/s", "over", "A", "req/s", "over", "B", "cpu", "us/req", "-", "B"],
     )
-    assert variant[:2] == ["B-traces", "2"]
-    assert all(float(value) > 0 for value in variant[2:4])
-    float(variant[4])
+    # B-v2 sends the same row through the Open Inference Protocol: a variant like the others.
+    assert [v[:2] for v in variants] == [["B-traces", "2"], ["B-v2", "2"]]
+    for variant in variants:
+        assert all(float(value) > 0 for value in variant[2:4])
+        float(variant[4])
     assert re.search(
         r"model-only floor \(RandomForestClassifier\.predict_proba\), 64 row", smoke.stdout
     )
@@ -301,23 +303,23 @@ def test_smoke_json_holds_the_printed_tables_runs_commit_and_machine(smoke: Smok
     assert re.fullmatch(r"[0-9a-f]{40}", document["git"]["commit"])
     assert document["machine"]["nproc"] >= 1
     assert document["machine"]["cpu_model"]
-    assert set(document["configs"]) == {"A", "B", "C", "B-traces"}
+    assert set(document["configs"]) == {"A", "B", "C", "B-traces", "B-v2"}
     assert len(document["targets"]) == len(TARGETS)
     (model,) = document["models"]
     assert model["floor"]["estimator"] == "RandomForestClassifier"
-    assert [r["config"] for r in model["runs"]] == ["A", "B", "C", "B-traces"]
-    assert all(r["errors"]["status"] == 0 for r in model["runs"])
+    assert [r["config"] for r in model["runs"]] == ["A", "B", "C", "B-traces", "B-v2"]
+    assert all(r["errors"]["status"] == 0 for r in model["runs"])  # the V2 requests were 200s
     assert all(r["cpu_us_per_request"] > 0 for r in model["runs"])
-    assert [c["config"] for c in model["summary"]] == ["A", "B", "B-traces", "C"]
+    assert [c["config"] for c in model["summary"]] == ["A", "B", "B-traces", "B-v2", "C"]
     assert all(c["cpu busy"] > 0 for c in model["summary"])
     (ratio,) = model["ratios"]
     assert list(ratio) == ["conc", *RATIO_COLUMNS]
     assert ratio["B/A req/s"] > 0
     assert ratio["B/C req/s"] > 0
-    (variant,) = model["variants"]
-    assert variant["config"] == "B-traces"
-    assert variant["req/s over A"] > 0
-    assert isinstance(variant["cpu us/req - B"], float)
+    assert [v["config"] for v in model["variants"]] == ["B-traces", "B-v2"]
+    for variant in model["variants"]:
+        assert variant["req/s over A"] > 0
+        assert isinstance(variant["cpu us/req - B"], float)
     assert [b["rows"] for b in model["floor"]["batches"]] == [1, 64]
     assert all(b["us_per_row"] > 0 for b in model["floor"]["batches"])
     assert [t["status"] for t in model["targets"]] == ["n/a"] * len(TARGETS)

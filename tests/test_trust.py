@@ -126,6 +126,17 @@ def run_package(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def package_trusted_doubler(tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The custom-type skops model packaged with `--trust` naming its type: (bundle, result)."""
+    model, reference = save_custom_skops_model(tmp_path)
+    out = tmp_path / "bundle"
+    done = run_package(
+        str(model), "--reference", str(reference), "--out", str(out),
+        "--trust", "tests.support.models.Doubler",
+    )  # fmt: skip
+    return out, done
+
+
 def test_package_refuses_a_custom_skops_type_until_trust_names_it(tmp_path: Path) -> None:
     model, reference = save_custom_skops_model(tmp_path)
     out = tmp_path / "bundle"
@@ -152,12 +163,7 @@ def test_package_refuses_a_custom_skops_type_until_trust_names_it(tmp_path: Path
 
 
 def test_serving_trusts_only_the_types_the_card_lists(tmp_path: Path) -> None:
-    model, reference = save_custom_skops_model(tmp_path)
-    out = tmp_path / "bundle"
-    packaged = run_package(
-        str(model), "--reference", str(reference), "--out", str(out),
-        "--trust", "tests.support.models.Doubler",
-    )  # fmt: skip
+    out, packaged = package_trusted_doubler(tmp_path)
     assert packaged.returncode == 0, packaged.stderr
     write_card(out, read_card(out).model_copy(update={"trusted_types": []}))
     output = refused_start(out, tmp_path / "refused.log", PYTHONPATH)
@@ -198,12 +204,7 @@ def test_a_wrong_bundle_sha256_stops_start_up_and_the_right_one_serves(
 
 
 def test_package_prints_the_bundle_sha256(tmp_path: Path) -> None:
-    model, reference = save_custom_skops_model(tmp_path)
-    out = tmp_path / "bundle"
-    done = run_package(
-        str(model), "--reference", str(reference), "--out", str(out),
-        "--trust", "tests.support.models.Doubler",
-    )  # fmt: skip
+    out, done = package_trusted_doubler(tmp_path)
     digest = hashlib.sha256((out / "card.json").read_bytes()).hexdigest()
     assert f"LUCIDSERVE_BUNDLE_SHA256={digest}" in done.stdout.splitlines()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.cpu import parse_stat
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -22,8 +24,7 @@ def children(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[1] / _TICKS
 
 
 def rss_bytes(pid: int) -> int:

@@ -27,16 +27,20 @@ class InvalidRequest:
         return f"{self.path} [invalid: {self.case}]"
 
 
-def invalid_requests(sample: Sample) -> tuple[InvalidRequest, ...]:
-    """The invalid cases, built around one valid `sample` of the served model."""
+def invalid_requests(sample: Sample, *, regressor: bool = False) -> tuple[InvalidRequest, ...]:
+    """The invalid cases, built around one valid `sample` of the served model.
+
+    A regressor has no per-label route at all: any /v1/predict/{label} is a 404 there.
+    """
     first = next(iter(sample))
     missing = {name: value for name, value in sample.items() if name != first}
     wrong_type = {**sample, first: [sample[first]]}  # a list is neither a number nor a string
+    label_status = {404} if regressor else {422}
     cases = [
         ("missing feature", "/v1/predict", _samples(missing), JSON, {422}),
         ("wrong type", "/v1/predict", _samples(wrong_type), JSON, {422}),
         ("empty batch", "/v1/predict", _samples(), JSON, {422}),
-        ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, {422}),
+        ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, label_status),
         ("malformed JSON", "/v1/predict", '{"samples": [', JSON, {400, 422}),
         ("wrong content type", "/v1/predict", _samples(sample), "text/plain", {415}),
         ("unknown route", "/v1/predictions", _samples(sample), JSON, {404}),

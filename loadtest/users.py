@@ -111,12 +111,19 @@ class BatchPredictionUser(ModelUser):
 
 
 class LabelProbabilityUser(ModelUser):
-    """The probability of one class for a few samples, via POST /v1/predict/{label}."""
+    """The probability of one class for a few samples, via POST /v1/predict/{label}.
+
+    A regressor has no labels: this population then sends its few samples to /v1/predict.
+    """
 
     weight = 3
 
     @task
     def label_probability(self) -> None:
+        if self.model.is_regressor:
+            samples = self.model.samples(self.rng, self.rng.randint(1, 4))
+            self.predict(samples, "/v1/predict [few rows]")
+            return
         label = self.rng.choice(self.model.classes)
         samples = self.model.samples(self.rng, self.rng.randint(1, 4))
         with self.client.post(
@@ -139,7 +146,8 @@ class InvalidRequestUser(ModelUser):
 
     @task
     def send_invalid(self) -> None:
-        case: InvalidRequest = self.rng.choice(invalid_requests(self.model.sample(self.rng)))
+        cases = invalid_requests(self.model.sample(self.rng), regressor=self.model.is_regressor)
+        case: InvalidRequest = self.rng.choice(cases)
         with self.client.post(
             case.path,
             data=case.body,

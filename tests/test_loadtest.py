@@ -22,7 +22,13 @@ from loadtest.thresholds import Limits, breaches
 from loadtest.validation import check_error, check_label_probabilities, check_predictions
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.features import infer_features
-from lucidserve.bundle.reference import EPSILON, bin_numeric, build_reference
+from lucidserve.bundle.reference import (
+    EPSILON,
+    bin_numeric,
+    build_reference,
+    categorical_bins,
+    numeric_bins,
+)
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
 from tests.support.linters import run_checkov
@@ -154,6 +160,146 @@ def test_card_without_drift_reference_uses_ranges_categories_and_lengths() -> No
     assert all(1 <= len(str(s["t"])) <= 50 for s in samples)
 
 
+@pytest.fixture(scope="module")
+def frame_card() -> dict[str, Any]:
+    """A DataFrame model's card (as GET /v1/model serves it): integer, float, category, boolean
+    and text columns with blanks in the reference, each bin built by lucidserve's own code."""
+    rng = Random(9)
+    n = 2000
+
+    def blanks(values: list[Any], rate: float, blank: Any) -> list[Any]:
+        return [blank if rng.random() < rate else v for v in values]
+
+    columns: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "age": (
+            {"type": "number", "dtype": "int64", "nullable": True},
+            numeric_bins(
+                np.array(blanks([rng.randint(18, 90) for _ in range(n)], 0.1, np.nan), float),
+                kind="numeric",
+            ),
+        ),
+        "income": (
+            {"type": "number", "dtype": "float64", "nullable": True},
+            numeric_bins(
+                np.array(blanks([rng.lognormvariate(10, 1) for _ in range(n)], 0.2, np.nan)),
+                kind="numeric",
+            ),
+        ),
+        "tenure": (
+            {"type": "number", "dtype": "int64", "nullable": False},
+            numeric_bins(np.array([rng.randint(0, 72) for _ in range(n)], float), kind="numeric"),
+        ),
+        # Blanks in the reference, yet declared not nullable: never sent as null.
+        "score": (
+            {"type": "number", "dtype": "float64"},
+            numeric_bins(
+                np.array(blanks([rng.random() for _ in range(n)], 0.04, np.nan)), kind="numeric"
+            ),
+        ),
+        "plan": (
+            {
+                "type": "category",
+                "dtype": "object",
+                "nullable": True,
+                "categories": ["basic", "plus", "pro"],
+            },
+            categorical_bins(
+                np.array(
+                    blanks(
+                        [rng.choice(["basic", "basic", "plus", "pro"]) for _ in range(n)],
+                        0.05,
+                        None,
+                    ),
+                    dtype=object,
+                )
+            ),
+        ),
+        "active": (
+            {"type": "boolean", "dtype": "bool", "nullable": True},
+            categorical_bins(
+                np.array(
+                    blanks([str(rng.random() < 0.7) for _ in range(n)], 0.15, None), dtype=object
+                ),
+                categories=["False", "True"],
+            ),
+        ),
+        "notes": (
+            {"type": "text", "dtype": "object", "nullable": True, "max_length": 500},
+            numeric_bins(
+                np.array(blanks([float(rng.randint(1, 120)) for _ in range(n)], 0.3, np.nan)),
+                kind="text_length",
+            ),
+        ),
+    }
+    return {
+        "name": "churn",
+        "version": "2.0.0",
+        "task": "classification",
+        "input_format": "frame",
+        "classes": ["False", "True"],
+        "features": [{"name": name, **spec} for name, (spec, _) in columns.items()],
+        "drift": {"features": {name: bins for name, (_, bins) in columns.items()}},
+    }
+
+
+def test_nullable_features_send_null_at_the_reference_missing_rate(
+    frame_card: dict[str, Any],
+) -> None:
+    samples = PayloadModel.from_card(frame_card).samples(Random(10), ROWS)
+    references = frame_card["drift"]["features"]
+    rates = {"age": 0.1, "income": 0.2, "plan": 0.05, "active": 0.15, "notes": 0.3}
+    for name, rate in rates.items():
+        sent = sum(s[name] is None for s in samples) / ROWS
+        missing = references[name]["proportions"][-1]
+        assert abs(missing - rate) < 0.03, (name, missing)  # the reference has its blanks
+        assert abs(sent - missing) < 0.02, (name, sent, missing)
+    for name in ("tenure", "score"):
+        assert all(s[name] is not None for s in samples), name
+    # With the nulls, reference-like traffic matches the reference in every bin, missing included.
+    for name in rates:
+        assert _psi(references[name], [s[name] for s in samples]) < 0.02, name
+
+
+def test_integer_and_boolean_dtypes_are_sent_as_json_integers_and_booleans(
+    frame_card: dict[str, Any],
+) -> None:
+    samples = PayloadModel.from_card(frame_card).samples(Random(11), 500)
+    sent = json.loads(json.dumps({"samples": samples}))["samples"]
+    present = {name: [s[name] for s in sent if s[name] is not None] for name in sent[0]}
+    assert all(type(v) is int for v in present["age"] + present["tenure"])
+    assert min(present["age"]) >= 18  # the reference's observed range
+    assert max(present["age"]) <= 90
+    assert all(type(v) is float for v in present["income"] + present["score"])
+    assert set(present["active"]) == {True, False}
+    assert all(type(v) is str for v in present["plan"] + present["notes"])
+
+
+def test_nullable_feature_drifts_and_keeps_its_nulls(frame_card: dict[str, Any]) -> None:
+    model = PayloadModel.from_card(frame_card).drifted("age", 0.5)
+    samples = model.samples(Random(12), ROWS)
+    assert _psi(frame_card["drift"]["features"]["age"], [s["age"] for s in samples]) > 0.25
+    assert abs(sum(s["age"] is None for s in samples) / ROWS - 0.1) < 0.03
+    assert all(type(s["age"]) is int for s in samples if s["age"] is not None)
+
+
+def test_card_without_reference_draws_whole_numbers_and_booleans_and_no_nulls() -> None:
+    card = {
+        "name": "bare",
+        "version": "1",
+        "task": "regression",
+        "classes": None,
+        "features": [
+            {"name": "n", "type": "number", "dtype": "int64", "nullable": True,
+             "range": {"min": 1.0, "max": 3.0}},
+            {"name": "b", "type": "boolean", "dtype": "bool"},
+        ],
+    }  # fmt: skip
+    samples = PayloadModel.from_card(card).samples(Random(13), 300)
+    assert {s["n"] for s in samples} == {1, 2, 3}
+    assert all(type(s["n"]) is int for s in samples)
+    assert {s["b"] for s in samples} == {True, False}
+
+
 def test_batch_sizes_are_mostly_small_with_a_bounded_tail() -> None:
     rng = Random(8)
     sizes = [draw_batch_size(rng, median=8, maximum=100) for _ in range(5000)]
@@ -211,6 +357,49 @@ def test_a_wrong_prediction_answer_is_a_failure(status: int, body: Any, problem:
     found = check_predictions(status, body, _iris_model(), 1)
     assert found is not None
     assert problem in found
+
+
+def _regressor() -> PayloadModel:
+    return PayloadModel("diabetes", "1.0.0", (), (), task="regression")
+
+
+def test_a_regressor_answer_with_values_passes() -> None:
+    body = _answer({"value": 151.2}, {"value": -3})
+    body["model_name"] = "diabetes"
+    assert check_predictions(200, body, _regressor(), 2) is None
+
+
+@pytest.mark.parametrize(
+    ("prediction", "problem"),
+    [
+        ({"value": "151.2"}, "not a finite number"),
+        ({"value": float("nan")}, "not a finite number"),
+        ({}, "not a finite number"),
+        ({"label": "151.2", "value": 151.2}, "carries a label"),
+        (_prediction(), "carries a label"),
+    ],
+)
+def test_a_wrong_regressor_answer_is_a_failure(prediction: dict[str, Any], problem: str) -> None:
+    body = _answer(prediction, model_name="diabetes")
+    assert problem in str(check_predictions(200, body, _regressor(), 1))
+
+
+def test_a_classifier_answer_is_still_checked_as_a_classifier() -> None:
+    found = check_predictions(200, _answer({"value": 1.0}), _iris_model(), 1)
+    assert "not one of the model's classes" in str(found)
+
+
+def test_the_task_comes_from_the_card() -> None:
+    card: dict[str, Any] = {"name": "d", "version": "1", "features": [], "task": "regression"}
+    assert PayloadModel.from_card(card).is_regressor
+    assert not PayloadModel.from_card({**card, "task": "classification"}).is_regressor
+
+
+def test_a_regressor_answers_any_label_route_with_404() -> None:
+    (case,) = [c for c in invalid_requests({"a": 1.0}, regressor=True) if c.case == "unknown label"]
+    assert case.expected == {404}
+    (case,) = [c for c in invalid_requests({"a": 1.0}) if c.case == "unknown label"]
+    assert case.expected == {422}
 
 
 def test_label_answers_are_checked() -> None:
@@ -447,10 +636,17 @@ def _psi(reference: dict[str, Any], values: list[Any]) -> float:
     expected = np.asarray(reference["proportions"], dtype=np.float64)
     if reference["kind"] == "categorical":
         position = {c: i for i, c in enumerate(reference["categories"])}
-        index = np.array([position.get(v, len(position)) for v in values])
+        missing = len(position) + 1
+        index = np.array(
+            [missing if v is None else position.get(str(v), missing - 1) for v in values]
+        )
     else:
         numbers = np.array(
-            [float(len(v)) if isinstance(v, str) else float(v) for v in values], dtype=np.float64
+            [
+                np.nan if v is None else float(len(v)) if isinstance(v, str) else float(v)
+                for v in values
+            ],
+            dtype=np.float64,
         )
         index = bin_numeric(numbers, np.asarray(reference["edges"]))
     actual = np.bincount(index, minlength=expected.size) / len(values)

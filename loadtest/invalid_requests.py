@@ -27,15 +27,16 @@ class InvalidRequest:
         return f"{self.path} [invalid: {self.case}]"
 
 
-def invalid_requests(sample: Sample, *, regressor: bool = False) -> tuple[InvalidRequest, ...]:
+def invalid_requests(sample: Sample, *, label_route: bool = True) -> tuple[InvalidRequest, ...]:
     """The invalid cases, built around one valid `sample` of the served model.
 
-    A regressor has no per-label route at all: any /v1/predict/{label} is a 404 there.
+    Without a per-label route (a regressor, a classifier without probabilities), any
+    /v1/predict/{label} is a 404.
     """
     first = next(iter(sample))
     missing = {name: value for name, value in sample.items() if name != first}
     wrong_type = {**sample, first: [sample[first]]}  # a list is neither a number nor a string
-    label_status = {404} if regressor else {422}
+    label_status = {422} if label_route else {404}
     cases = [
         ("missing feature", "/v1/predict", _samples(missing), JSON, {422}),
         ("wrong type", "/v1/predict", _samples(wrong_type), JSON, {422}),

@@ -164,6 +164,7 @@ class PayloadModel:
     drifted_feature: str | None = None
     source: str = "the drift reference"
     task: str = "classification"
+    probabilities: bool = True  # a classifier without predict_proba answers labels only
 
     @classmethod
     def from_card(
@@ -187,6 +188,7 @@ class PayloadModel:
             classes=classes,
             samplers=samplers,
             task=str(card.get("task") or ("classification" if classes else "regression")),
+            probabilities=bool(classes) and card.get("probabilities", True) is not False,
             source=(
                 "the drift reference"
                 if covered == len(samplers)
@@ -202,8 +204,13 @@ class PayloadModel:
 
     @property
     def is_regressor(self) -> bool:
-        """A regressor answers {"value": ...} per sample and has no per-label route."""
+        """A regressor answers {"value": ...} per sample."""
         return self.task == "regression"
+
+    @property
+    def has_label_route(self) -> bool:
+        """POST /v1/predict/{label} exists: a classifier with probabilities (else it is a 404)."""
+        return not self.is_regressor and self.probabilities
 
     def sample(self, rng: Random) -> Sample:
         """One sample: every feature drawn independently from its reference distribution."""

@@ -113,14 +113,15 @@ class BatchPredictionUser(ModelUser):
 class LabelProbabilityUser(ModelUser):
     """The probability of one class for a few samples, via POST /v1/predict/{label}.
 
-    A regressor has no labels: this population then sends its few samples to /v1/predict.
+    A model without that route (a regressor, a classifier without probabilities) gets the same
+    few samples on /v1/predict instead.
     """
 
     weight = 3
 
     @task
     def label_probability(self) -> None:
-        if self.model.is_regressor:
+        if not self.model.has_label_route:
             samples = self.model.samples(self.rng, self.rng.randint(1, 4))
             self.predict(samples, "/v1/predict [few rows]")
             return
@@ -146,7 +147,9 @@ class InvalidRequestUser(ModelUser):
 
     @task
     def send_invalid(self) -> None:
-        cases = invalid_requests(self.model.sample(self.rng), regressor=self.model.is_regressor)
+        cases = invalid_requests(
+            self.model.sample(self.rng), label_route=self.model.has_label_route
+        )
         case: InvalidRequest = self.rng.choice(cases)
         with self.client.post(
             case.path,

@@ -39,7 +39,7 @@ def check_predictions(status: int, body: Any, model: PayloadModel, rows: int) ->
         if model.is_regressor:
             problem = _check_value(prediction)
         else:
-            problem = _check_prediction(prediction, model.classes)
+            problem = _check_prediction(prediction, model.classes, model.probabilities)
         if problem:
             return f"prediction {index}: {problem}"
     return None
@@ -88,20 +88,24 @@ def _check_envelope(status: int, body: Any, model: PayloadModel) -> str | None:
     return None
 
 
-def _check_prediction(prediction: Any, classes: Sequence[str]) -> str | None:
+def _check_prediction(prediction: Any, classes: Sequence[str], probabilities: bool) -> str | None:
     if not isinstance(prediction, dict):
         return f"{_describe(prediction)}, not an object"
     label = prediction.get("label")
     if label not in classes:
         return f"label {label!r} is not one of the model's classes"
-    probabilities = prediction.get("probabilities")
-    if not isinstance(probabilities, dict) or set(probabilities) != set(classes):
-        return f"probabilities {_describe(probabilities)} do not cover exactly {list(classes)}"
-    problem = _check_distribution(list(probabilities.values()))
+    if not probabilities:  # no predict_proba: the label alone, probabilities null
+        if prediction.get("probability") is not None or prediction.get("probabilities"):
+            return "probabilities from a model the card says has none"
+        return None
+    shares = prediction.get("probabilities")
+    if not isinstance(shares, dict) or set(shares) != set(classes):
+        return f"probabilities {_describe(shares)} do not cover exactly {list(classes)}"
+    problem = _check_distribution(list(shares.values()))
     if problem:
         return problem
     probability = prediction.get("probability")
-    if not _is_number(probability) or abs(probability - probabilities[label]) > SUM_TOLERANCE:
+    if not _is_number(probability) or abs(probability - shares[label]) > SUM_TOLERANCE:
         return f"probability {probability!r} differs from probabilities[{label!r}]"
     return None
 

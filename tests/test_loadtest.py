@@ -392,11 +392,33 @@ def test_a_classifier_answer_is_still_checked_as_a_classifier() -> None:
 def test_the_task_comes_from_the_card() -> None:
     card: dict[str, Any] = {"name": "d", "version": "1", "features": [], "task": "regression"}
     assert PayloadModel.from_card(card).is_regressor
-    assert not PayloadModel.from_card({**card, "task": "classification"}).is_regressor
+    assert not PayloadModel.from_card(card).has_label_route
+    classifier = PayloadModel.from_card({**card, "task": "classification", "classes": ["x", "y"]})
+    assert not classifier.is_regressor
+    assert classifier.has_label_route
+    assert not PayloadModel.from_card(
+        {**card, "classes": ["x"], "probabilities": False}
+    ).probabilities
 
 
-def test_a_regressor_answers_any_label_route_with_404() -> None:
-    (case,) = [c for c in invalid_requests({"a": 1.0}, regressor=True) if c.case == "unknown label"]
+def test_a_classifier_without_probabilities_answers_labels_only() -> None:
+    model = PayloadModel("svm", "1", ("a", "b"), (), probabilities=False)
+    labels_only = {"label": "a", "probability": None, "probabilities": None}
+    assert (
+        check_predictions(200, _answer(labels_only, model_name="svm", model_version="1"), model, 1)
+        is None
+    )
+    with_shares = {"label": "a", "probability": 0.5, "probabilities": {"a": 0.5, "b": 0.5}}
+    found = check_predictions(
+        200, _answer(with_shares, model_name="svm", model_version="1"), model, 1
+    )
+    assert "says has none" in str(found)
+    assert not model.has_label_route
+
+
+def test_a_model_without_label_route_answers_any_label_with_404() -> None:
+    cases = invalid_requests({"a": 1.0}, label_route=False)
+    (case,) = [c for c in cases if c.case == "unknown label"]
     assert case.expected == {404}
     (case,) = [c for c in invalid_requests({"a": 1.0}) if c.case == "unknown label"]
     assert case.expected == {422}

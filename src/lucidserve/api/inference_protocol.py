@@ -2,12 +2,14 @@
 
 GET /v2/health/live|ready, /v2 (server metadata), /v2/models/{name}[/versions/{version}][/ready];
 POST .../infer. Inputs: one tensor `input` of shape [N, n_features] (an all-numeric model), or one
-tensor per feature named as in the card ([N] or [N, 1]; numbers, BYTES for categories and text),
-as JSON `data` or binary (api/tensors.py). They become the sample dicts /v1 validates, with the
-same schema, then go through /v1's queue and recording (api/predict.py: PredictHandler), so a
-sample gets the same input hash, metrics, drift counts and spans whichever API it came through.
-Outputs: `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]) for a classifier, `value`
-(FP64 [N]) for a regressor. Errors are {"error": message} (api/errors.py).
+tensor per feature named as in the card ([N] or [N, 1]; numbers, INT* for an integer column,
+BOOL for booleans, BYTES for categories and text), as JSON `data` or binary (api/tensors.py).
+They become the sample dicts /v1 validates, with the same schema, then go through /v1's queue and
+recording (api/predict.py: PredictHandler), so a sample gets the same input hash, metrics, drift
+counts and spans whichever API it came through.
+Outputs: `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes], when the classifier has
+them) for a classifier, `value` (FP64 [N]) for a regressor. A V2 tensor has no null: a missing
+value is sent through /v1. Errors are {"error": message} (api/errors.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from starlette.responses import Response
 from lucidserve import __version__
 from lucidserve.api.errors import PROTOCOL_PREFIX, ApiError, ProtocolErrorResponse
 from lucidserve.api.intake import read_body
-from lucidserve.api.predict import PredictHandler
+from lucidserve.api.predict import PredictHandler, Predictions
 from lucidserve.api.tensors import (
     HEADER,
     NUMERIC_TYPES,
@@ -127,14 +129,21 @@ def model_metadata(card: ModelCard) -> dict[str, Any]:
     if all(f.type == "number" for f in card.features):
         inputs.append({"name": SINGLE_INPUT, "datatype": "FP64", "shape": [-1, n]})
     for feature in card.features:
-        datatype = "FP64" if feature.type == "number" else "BYTES"
+        datatype = (
+            ("INT64" if feature.integer else "FP64")
+            if feature.type == "number"
+            else "BOOL"
+            if feature.type == "boolean"
+            else "BYTES"
+        )
         inputs.append({"name": feature.name, "datatype": datatype, "shape": [-1]})
-    if card.task == "classification":
-        classes = list(card.classes or [])
-        outputs = [
-            {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]},
-        ]
+    if card.classes is not None:
+        classes = list(card.classes)
+        outputs = [{"name": "label", "datatype": "BYTES", "shape": [-1]}]
+        if card.probabilities:
+            outputs.append(
+                {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]}
+            )
         parameters: dict[str, Any] = {"task": card.task, "classes": classes}
     else:
         outputs = [{"name": "value", "datatype": "FP64", "shape": [-1]}]
@@ -242,7 +251,7 @@ def _request_body() -> dict[str, Any]:
         "required": ["name", "datatype", "shape"],
         "properties": {
             "name": {"type": "string"},
-            "datatype": {"type": "string", "enum": ["BYTES", *NUMERIC_TYPES]},
+            "datatype": {"type": "string", "enum": ["BYTES", "BOOL", *NUMERIC_TYPES]},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "data": {"type": "array"},
             "parameters": {"type": "object"},
@@ -261,6 +270,15 @@ def _request_body() -> dict[str, Any]:
     return {"required": True, "content": {_JSON: {"schema": schema}}}
 
 
+# The tensor datatype each feature type takes; a number takes any numeric type.
+_DATATYPES = {
+    "number": "a number type (FP64, FP32, INT*)",
+    "boolean": "BOOL",
+    "category": "BYTES",
+    "text": "BYTES",
+}
+
+
 class _Protocol:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -274,8 +292,12 @@ class _Protocol:
         settings = runtime.settings
         self.max_body_bytes = settings.max_body_bytes
         self.max_rows = settings.max_batch_rows
-        self.output_names = (
-            ("label", "probabilities") if card.task == "classification" else ("value",)
+        self.output_names: tuple[str, ...] = (
+            ("value",)
+            if card.classes is None
+            else ("label", "probabilities")
+            if card.probabilities
+            else ("label",)
         )
 
     def check_model(self, request: Request) -> None:
@@ -301,18 +323,20 @@ class _Protocol:
         outcome = await self.handler.infer(samples, deadline)
         result = outcome.result
         serialize_started = time.perf_counter()
-        labels: list[Any] = result.labels.tolist()
-        probabilities = result.probabilities
-        confidences = probabilities.max(axis=1).tolist() if probabilities is not None else None
+        predictions = Predictions.of(result)
         tensors: dict[str, tuple[str, list[int], Any]] = {}
-        if probabilities is not None:
-            tensors["label"] = ("BYTES", [len(labels)], [str(label) for label in labels])
-            tensors["probabilities"] = ("FP64", list(probabilities.shape), probabilities)
-        else:
-            assert result.values is not None
-            tensors["value"] = ("FP64", [len(labels)], result.values)
+        if predictions.labels is not None:
+            tensors["label"] = ("BYTES", [len(samples)], predictions.labels)
+        if result.probabilities is not None:
+            tensors["probabilities"] = (
+                "FP64",
+                list(result.probabilities.shape),
+                result.probabilities,
+            )
+        if result.values is not None:
+            tensors["value"] = ("FP64", [len(samples)], result.values)
         body = self._encode(document, requested, tensors)
-        self.handler.record(request, samples, outcome, labels, confidences, serialize_started)
+        self.handler.record(request, samples, outcome, predictions, serialize_started)
         return body
 
     def _requested_outputs(self, document: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -411,8 +435,10 @@ class _Protocol:
                         f"Input {tensor.name[:80]!r} must have shape [N] or [N, 1], "
                         f"not {list(tensor.shape)}."
                     )
-                if (kind == "number") != (tensor.datatype != "BYTES"):
-                    expected = "a number type (FP64, FP32, INT*)" if kind == "number" else "BYTES"
+                expected = _DATATYPES[kind]
+                if (tensor.datatype in ("BYTES", "BOOL") or kind != "number") and (
+                    tensor.datatype != expected
+                ):
                     raise bad_request(f"Input {tensor.name[:80]!r} must be {expected}.")
                 if rows is None:
                     rows = tensor.shape[0]

@@ -224,20 +224,7 @@ def test_output_drift_is_shown_for_both_tasks() -> None:
     assert all('feature!="__prediction__"' in e for e in inputs)
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        "Predictions: classifiers",
-        pytest.param(
-            "Predictions: regressors",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="model_prediction_value is defined by the regressor metrics change "
-                "(issue 18); drop this mark once metrics.py defines it",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("row", list(TASK_ROWS))
 def test_prediction_panels_read_metrics_the_service_defines(row: str) -> None:
     """Each metric a task's row reads is created in observability/metrics.py (exposed as the
     name, or for a histogram its _bucket/_sum/_count, for a counter its _total)."""

@@ -283,6 +283,53 @@ def test_nullable_feature_drifts_and_keeps_its_nulls(frame_card: dict[str, Any])
     assert all(type(s["age"]) is int for s in samples if s["age"] is not None)
 
 
+def test_frame_model_payloads_are_valid_requests_with_nulls_where_nullable() -> None:
+    """A card made by lucidserve's own packaging code from a DataFrame with blanks, as
+    GET /v1/model serves it: the service's request schema (strict integers and booleans, null
+    only where nullable) takes every payload, and the nullable features get their nulls."""
+    rng = np.random.default_rng(14)
+    rows = 1000
+    frame = pd.DataFrame(
+        {
+            "monthly": rng.normal(70, 20, rows),
+            "tenure": rng.integers(0, 72, rows),
+            "plan": rng.choice(["basic", "plus", "pro"], rows).astype(object),
+            "paperless": rng.choice([True, False], rows),
+        }
+    )
+    frame.loc[rng.random(rows) < 0.1, "monthly"] = np.nan
+    frame.loc[rng.random(rows) < 0.2, "plan"] = np.nan
+    specs, arrays = infer_features(frame, max_text_length=100, keep_dtypes=True)
+    assert {s.name for s in specs if s.nullable} == {"monthly", "plan"}
+    predictions = (frame["tenure"] > 30).astype(str).to_numpy()
+    card = ModelCard(
+        name="churn",
+        version="1",
+        created="2026-01-01T00:00:00+00:00",
+        sklearn_version="1",
+        task="classification",
+        input_format="frame",
+        features=specs,
+        classes=["False", "True"],
+        estimator_file="model.skops",
+        estimator_format="skops",
+        estimator_sha256="0" * 64,
+        drift=build_reference(specs, arrays, predictions, ["False", "True"]),
+    )
+    served = json.loads(json.dumps(card.public()))
+    samples = PayloadModel.from_card(served).samples(Random(15), ROWS)
+    schemas = build_schemas(card, max_batch_rows=ROWS, max_text_length=100)
+    validated = schemas.predict_request.validate_json(json.dumps({"samples": samples}))
+    assert len(validated["samples"]) == ROWS
+    assert all(type(s["tenure"]) is int and type(s["paperless"]) is bool for s in samples)
+    for name, blanks in (("monthly", 0.1), ("plan", 0.2)):
+        sent = sum(s[name] is None for s in samples) / ROWS
+        assert abs(sent - blanks) < 0.03, (name, sent)
+    assert all(s["tenure"] is not None and s["paperless"] is not None for s in samples)
+    for name, reference in served["drift"]["features"].items():
+        assert _psi(reference, [s[name] for s in samples]) < 0.02, name
+
+
 def test_card_without_reference_draws_whole_numbers_and_booleans_and_no_nulls() -> None:
     card = {
         "name": "bare",

@@ -41,6 +41,7 @@ from tests.support.promql import (
     rules,
     substitute,
 )
+from tests.support.regressor import diabetes_rows, package_diabetes_regressor
 
 # Metrics the dashboards and rules read that lucidserve does not export: they come from
 # Prometheus itself (`up`), kube-state-metrics (kube_*) and the kubelet's cAdvisor (container_*),
@@ -491,3 +492,103 @@ def test_exemplar_queries_find_trace_ids_under_the_label_grafana_links(live: Liv
         labels = wait_until(exemplars, timeout=10, interval=0.25, what=f"exemplars of {query}")
         for label_set in labels:
             assert re.fullmatch(r"[0-9a-f]{32}", label_set[destination["name"]]), label_set
+
+
+# --- live: a regressor (HistGradientBoostingRegressor on the diabetes DataFrame) -----------------
+
+
+@pytest.fixture(scope="module")
+def regressor_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return package_diabetes_regressor(tmp_path_factory.mktemp("regressor"))
+
+
+@pytest.fixture(scope="module")
+def live_regressor(
+    regressor_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """The regressor served, scraped every second by Prometheus with the rules, under a trickle of
+    its own reference rows (bounded like the classifier's)."""
+    if prometheus_binary() is None:
+        pytest.skip("prometheus is not installed (scripts/system-packages.txt; make system-deps)")
+    rows = diabetes_rows()
+    workdir = tmp_path_factory.mktemp("live-regressor")
+    service = start_service(
+        regressor_bundle, workdir / "service.log", env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10"}
+    )
+    prometheus: Prometheus | None = None
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for i in range(3000):
+            if stop.wait(0.01):
+                return
+            batch = [rows[(i * 3 + k) % len(rows)] for k in range(1 + i % 3)]
+            service.client.post("/v1/predict", json={"samples": batch})
+
+    traffic = threading.Thread(target=trickle, daemon=True)
+    try:
+        prometheus = start_prometheus(
+            [f"127.0.0.1:{service.metrics_port}"], workdir, rule_files=[RULES]
+        )
+        prometheus.wait_for_series('up{job="lucidserve"} == 1')
+        traffic.start()
+        prometheus.wait_for_series("sum(model_prediction_value_count) > 100")
+        yield Live(service, prometheus, _exported_names(service))
+    finally:
+        stop.set()
+        if traffic.is_alive():
+            traffic.join(timeout=30)
+        if prometheus is not None:
+            prometheus.stop()
+        service.stop()
+
+
+@pytest.mark.slow
+def test_a_regressor_fills_its_rows_and_leaves_the_classifier_row_empty(
+    live_regressor: Live,
+) -> None:
+    values = {
+        "namespace": "test",
+        "job": "lucidserve",
+        "model": "diabetes",
+        "task": ".*",
+        "__rate_interval": "30s",
+    }
+    rows = _rows(load_dashboard(MODEL_DASHBOARD))
+    filled = [*rows["Predictions: regressors"], *rows["Output drift"]]
+    empty = []
+    for panel in filled:
+        for target in panel["targets"]:
+            expr = substitute(target["expr"], values)
+
+            def finite(expr: str = expr) -> list[float]:
+                numbers = [float(s["value"][1]) for s in live_regressor.prometheus.query(expr)]
+                return [number for number in numbers if math.isfinite(number)]
+
+            try:
+                wait_until(finite, timeout=10, interval=0.25, what=expr)
+            except TimeoutError:
+                empty.append(f"{panel['title']}: {expr}")
+    assert empty == []
+    for panel in rows["Predictions: classifiers"]:
+        for target in panel["targets"]:
+            expr = substitute(target["expr"], values)
+            assert live_regressor.prometheus.query(expr) == [], panel["title"]
+    (task,) = [q for q in QUERIES if q.where == "variable task"]
+    series = live_regressor.prometheus.query(substitute(task.expr, values))
+    assert {s["metric"]["task"] for s in series} == {"regression"}
+
+
+@pytest.mark.slow
+def test_a_regressor_exports_every_metric_its_panels_read(live_regressor: Live) -> None:
+    rows = _rows(load_dashboard(MODEL_DASHBOARD))
+    used = {
+        name
+        for panel in rows["Predictions: regressors"]
+        for target in panel["targets"]
+        for name in metric_names(
+            substitute(target["expr"], {**STATIC_VALUES, "__rate_interval": "1m"})
+        )
+    }
+    assert used - live_regressor.exported == set()
+    assert "model_prediction_confidence_bucket" not in live_regressor.exported

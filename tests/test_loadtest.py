@@ -41,6 +41,7 @@ from tests.support.locust_runs import (
 )
 from tests.support.manifests import kustomize_command
 from tests.support.processes import BIN, REPO, Service, start_process, start_service, wait_until
+from tests.support.regressor import package_diabetes_regressor
 
 ROWS = 4000
 K8S_LOADTEST = REPO / "deploy" / "k8s" / "loadtest"
@@ -689,6 +690,23 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
     others = {k: v for k, v in psi.items() if k not in {"petal_length", "__prediction__"}}
     assert set(others) == {"sepal_length", "sepal_width", "petal_width"}
     assert all(v < 0.1 for v in others.values()), psi
+
+
+@pytest.mark.slow
+def test_headless_run_against_a_regressor_passes_its_checks(tmp_path: Path) -> None:
+    """Every scenario against a served regressor: {"value"} answers pass the checks, the label
+    population predicts instead, and an unknown label is the expected 404."""
+    bundle = package_diabetes_regressor(tmp_path)
+    service = start_service(bundle, tmp_path / "service.log")
+    try:
+        run = run_locust(service.url, tmp_path / "locust", users=6, run_time=8)
+    finally:
+        service.stop()
+    assert run.exit_code == 0, run.output[-3000:]
+    assert run.failures == 0, run.output[-3000:]
+    assert run.requests_named("/v1/predict [1 row]") > 0
+    assert run.requests_named("/v1/predict [few rows]") > 0
+    assert run.requests_named("/v1/predict/{label}") == 0
 
 
 def _imported_modules(path: Path) -> set[str]:

@@ -37,10 +37,8 @@ WORDS = (
 OPEN_BIN_FRACTION = 0.05
 OTHER_BIN = "__other__"
 MISSING_CATEGORY_BIN = "__missing__"
-BOOLEAN_CATEGORIES = {
-    "False": False,
-    "True": True,
-}  # a boolean's reference bins: str() of the value
+# A boolean's reference bins are named by str() of the value.
+BOOLEAN_CATEGORIES = {"False": False, "True": True}
 DEFAULT_MAX_TEXT_LENGTH = 10_000
 FALLBACK_TEXT_LENGTH = 200  # longest text generated for a card without a drift reference
 

@@ -27,16 +27,21 @@ class InvalidRequest:
         return f"{self.path} [invalid: {self.case}]"
 
 
-def invalid_requests(sample: Sample) -> tuple[InvalidRequest, ...]:
-    """The invalid cases, built around one valid `sample` of the served model."""
+def invalid_requests(sample: Sample, *, label_route: bool = True) -> tuple[InvalidRequest, ...]:
+    """The invalid cases, built around one valid `sample` of the served model.
+
+    Without a per-label route (a regressor, a classifier without probabilities), any
+    /v1/predict/{label} is a 404.
+    """
     first = next(iter(sample))
     missing = {name: value for name, value in sample.items() if name != first}
     wrong_type = {**sample, first: [sample[first]]}  # a list is neither a number nor a string
+    label_status = {422} if label_route else {404}
     cases = [
         ("missing feature", "/v1/predict", _samples(missing), JSON, {422}),
         ("wrong type", "/v1/predict", _samples(wrong_type), JSON, {422}),
         ("empty batch", "/v1/predict", _samples(), JSON, {422}),
-        ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, {422}),
+        ("unknown label", f"/v1/predict/{UNKNOWN_LABEL}", _samples(sample), JSON, label_status),
         ("malformed JSON", "/v1/predict", '{"samples": [', JSON, {400, 422}),
         ("wrong content type", "/v1/predict", _samples(sample), "text/plain", {415}),
         ("unknown route", "/v1/predictions", _samples(sample), JSON, {404}),

@@ -3,8 +3,12 @@
 Every feature gets a sampler. With the card's drift reference, a draw picks a reference bin by its
 proportion and then a value inside it, so generated traffic reproduces the reference histogram that
 the service's drift statistics compare against. A card without a reference falls back to the
-feature's observed range, its categories or its maximum text length. One seeded `random.Random`
-drives every draw, so a run repeats exactly.
+feature's observed range, its categories or its maximum text length. Values have the JSON type the
+feature's schema asks for: integers for a number of an integer dtype, true/false for a boolean, and
+`null` for a nullable feature as often as the reference was missing (its missing bin's share). One
+seeded `random.Random` drives every draw, so a run repeats exactly.
+
+The card is read as plain JSON (this module runs in Locust's own image, without lucidserve).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, replace
 from random import Random
 from typing import Any, Protocol, TypeVar
 
-Value = float | str
+Value = float | int | bool | str | None
 T = TypeVar("T")
 Sample = dict[str, Value]
 
@@ -32,6 +36,9 @@ WORDS = (
 # Width of the open underflow and overflow bins, as a fraction of the observed range.
 OPEN_BIN_FRACTION = 0.05
 OTHER_BIN = "__other__"
+MISSING_CATEGORY_BIN = "__missing__"
+# A boolean's reference bins are named by str() of the value.
+BOOLEAN_CATEGORIES = {"False": False, "True": True}
 DEFAULT_MAX_TEXT_LENGTH = 10_000
 FALLBACK_TEXT_LENGTH = 200  # longest text generated for a card without a drift reference
 
@@ -71,12 +78,12 @@ class NumericSampler:
     span: float
     integer: bool = False
 
-    def draw(self, rng: Random) -> float:
+    def draw(self, rng: Random) -> float | int:
         interval = _pick(rng, self.intervals, [i.weight for i in self.intervals])
         if self.integer:
-            # Whole numbers in [low, high): the reference bins lengths with side="right".
+            # Whole numbers in [low, high): the reference bins values with side="right".
             first, last = math.ceil(interval.low), math.ceil(interval.high) - 1
-            return float(rng.randint(first, last) if last >= first else first)
+            return rng.randint(first, last) if last >= first else first
         # Half-open [low, high), like the bin: random() never returns 1.
         return interval.low + (interval.high - interval.low) * rng.random()
 
@@ -88,13 +95,13 @@ class NumericSampler:
 
 @dataclass(frozen=True)
 class CategorySampler:
-    """A category, drawn by its reference share."""
+    """A category (or a boolean's true/false), drawn by its reference share."""
 
     name: str
-    categories: tuple[str, ...]
+    categories: tuple[str | bool, ...]
     weights: tuple[float, ...]
 
-    def draw(self, rng: Random) -> str:
+    def draw(self, rng: Random) -> str | bool:
         return _pick(rng, self.categories, self.weights)
 
     def drifted(self, shift: float) -> CategorySampler:
@@ -126,6 +133,25 @@ class TextSampler:
 
 
 @dataclass(frozen=True)
+class NullableSampler:
+    """A nullable feature: `null` (None) at the reference's missing rate, else a present value."""
+
+    present: FeatureSampler
+    missing_rate: float
+
+    @property
+    def name(self) -> str:
+        return self.present.name
+
+    def draw(self, rng: Random) -> Value:
+        # One draw decides presence first, so the present values keep their own distribution.
+        return None if rng.random() < self.missing_rate else self.present.draw(rng)
+
+    def drifted(self, shift: float) -> NullableSampler:
+        return replace(self, present=self.present.drifted(shift))
+
+
+@dataclass(frozen=True)
 class PayloadModel:
     """What the load scenarios need to know about the served model, and its sample generator."""
 
@@ -135,6 +161,8 @@ class PayloadModel:
     samplers: tuple[FeatureSampler, ...]
     drifted_feature: str | None = None
     source: str = "the drift reference"
+    task: str = "classification"
+    probabilities: bool = True  # a classifier without predict_proba answers labels only
 
     @classmethod
     def from_card(
@@ -151,11 +179,14 @@ class PayloadModel:
             _sampler(feature, reference.get(feature["name"])) for feature in card["features"]
         )
         covered = sum(feature["name"] in reference for feature in card["features"])
+        classes = tuple(str(c) for c in card.get("classes") or ())
         return cls(
             name=str(card["name"]),
             version=str(card["version"]),
-            classes=tuple(str(c) for c in card.get("classes") or ()),
+            classes=classes,
             samplers=samplers,
+            task=str(card.get("task") or ("classification" if classes else "regression")),
+            probabilities=bool(classes) and card.get("probabilities", True) is not False,
             source=(
                 "the drift reference"
                 if covered == len(samplers)
@@ -168,6 +199,16 @@ class PayloadModel:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.samplers)
+
+    @property
+    def is_regressor(self) -> bool:
+        """A regressor answers {"value": ...} per sample."""
+        return self.task == "regression"
+
+    @property
+    def has_label_route(self) -> bool:
+        """POST /v1/predict/{label} exists: a classifier with probabilities (else it is a 404)."""
+        return not self.is_regressor and self.probabilities
 
     def sample(self, rng: Random) -> Sample:
         """One sample: every feature drawn independently from its reference distribution."""
@@ -208,18 +249,44 @@ def prose(rng: Random, length: int) -> str:
 
 
 def _sampler(feature: Mapping[str, Any], reference: Mapping[str, Any] | None) -> FeatureSampler:
+    """The feature's sampler; a nullable one sends `null` at its reference's missing rate."""
+    present = _present_sampler(feature, reference)
+    if not feature.get("nullable"):
+        return present
+    rate = missing_rate(reference) if reference is not None else 0.0
+    return NullableSampler(present, rate) if rate > 0 else present
+
+
+def missing_rate(reference: Mapping[str, Any]) -> float:
+    """The share of the reference data that was missing: its missing bin's proportion (the last
+    bin of a numeric or text-length reference, `__missing__` of a categorical one)."""
+    proportions = [float(p) for p in reference["proportions"]]
+    if reference.get("kind") in {"categorical", "class"}:
+        shares = dict(zip(reference["bins"], proportions, strict=True))
+        return float(shares.get(MISSING_CATEGORY_BIN, 0.0))
+    return proportions[-1]
+
+
+def _present_sampler(
+    feature: Mapping[str, Any], reference: Mapping[str, Any] | None
+) -> FeatureSampler:
     name = str(feature["name"])
     kind = feature["type"]
     if kind == "number":
+        integer = is_integer_dtype(feature.get("dtype"))
         if reference is not None:
-            return _numeric_from_reference(name, reference, integer=False)
+            return _numeric_from_reference(name, reference, integer=integer)
         span = feature.get("range")
         if not isinstance(span, Mapping):
             raise ValueError(f"numeric feature {name!r} has neither a drift reference nor a range")
         low, high = float(span["min"]), float(span["max"])
-        return NumericSampler(name, (Interval(low, high, 1.0),), span=high - low)
+        # An integer range is inclusive of its maximum: draw up to the next whole number.
+        top = math.floor(high) + 1 if integer else high
+        return NumericSampler(name, (Interval(low, top, 1.0),), span=high - low, integer=integer)
     if kind == "category":
         return _category_sampler(name, feature, reference)
+    if kind == "boolean":
+        return _boolean_sampler(name, reference)
     if kind == "text":
         max_length = int(feature.get("max_length") or DEFAULT_MAX_TEXT_LENGTH)
         if reference is not None:
@@ -231,6 +298,12 @@ def _sampler(feature: Mapping[str, Any], reference: Mapping[str, Any] | None) ->
     raise ValueError(f"feature {name!r} has unknown type {kind!r}")
 
 
+def is_integer_dtype(dtype: object) -> bool:
+    """Whether a pandas dtype name is an integer one ("int64", "uint8", "Int32", ...): such a
+    feature is sent as JSON integers."""
+    return isinstance(dtype, str) and dtype.lower().lstrip("u").startswith("int")
+
+
 def _numeric_from_reference(
     name: str, reference: Mapping[str, Any], *, integer: bool
 ) -> NumericSampler:
@@ -239,8 +312,8 @@ def _numeric_from_reference(
     The reference's `edges` run from the observed minimum to just past the observed maximum, and
     its bins are [underflow, one per gap between edges, overflow, missing] (values binned with
     searchsorted(edges, value, side="right")). The open underflow and overflow bins get a width of
-    OPEN_BIN_FRACTION of the observed range; the missing bin cannot be sent, as every sample
-    carries every feature.
+    OPEN_BIN_FRACTION of the observed range; the missing bin is left out here (a nullable
+    feature's sampler sends `null` at its share).
     """
     edges = [float(e) for e in reference["edges"]]
     proportions = [float(p) for p in reference["proportions"]]
@@ -282,6 +355,18 @@ def _category_sampler(
     if not kept:
         raise ValueError(f"drift reference of {name!r} has no weight on any category")
     return CategorySampler(name, tuple(n for n, _ in kept), tuple(w for _, w in kept))
+
+
+def _boolean_sampler(name: str, reference: Mapping[str, Any] | None) -> CategorySampler:
+    """true/false by reference share (bins "False" and "True"), or evenly without a reference."""
+    if reference is None:
+        return CategorySampler(name, (False, True), (1.0, 1.0))
+    shares = dict(zip(reference["bins"], (float(p) for p in reference["proportions"]), strict=True))
+    kept = [(value, shares.get(b, 0.0)) for b, value in BOOLEAN_CATEGORIES.items()]
+    kept = [(value, weight) for value, weight in kept if weight > 0]
+    if not kept:
+        raise ValueError(f"drift reference of {name!r} has no weight on true or false")
+    return CategorySampler(name, tuple(v for v, _ in kept), tuple(w for _, w in kept))
 
 
 def _pick(rng: Random, items: Sequence[T], weights: Sequence[float]) -> T:

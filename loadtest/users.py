@@ -111,12 +111,20 @@ class BatchPredictionUser(ModelUser):
 
 
 class LabelProbabilityUser(ModelUser):
-    """The probability of one class for a few samples, via POST /v1/predict/{label}."""
+    """The probability of one class for a few samples, via POST /v1/predict/{label}.
+
+    A model without that route (a regressor, a classifier without probabilities) gets the same
+    few samples on /v1/predict instead.
+    """
 
     weight = 3
 
     @task
     def label_probability(self) -> None:
+        if not self.model.has_label_route:
+            samples = self.model.samples(self.rng, self.rng.randint(1, 4))
+            self.predict(samples, "/v1/predict [few rows]")
+            return
         label = self.rng.choice(self.model.classes)
         samples = self.model.samples(self.rng, self.rng.randint(1, 4))
         with self.client.post(
@@ -139,7 +147,10 @@ class InvalidRequestUser(ModelUser):
 
     @task
     def send_invalid(self) -> None:
-        case: InvalidRequest = self.rng.choice(invalid_requests(self.model.sample(self.rng)))
+        cases = invalid_requests(
+            self.model.sample(self.rng), label_route=self.model.has_label_route
+        )
+        case: InvalidRequest = self.rng.choice(cases)
         with self.client.post(
             case.path,
             data=case.body,

@@ -1,7 +1,7 @@
 """Checks on every response the scenarios receive; each returns a problem to report, or None.
 
-They read only status codes and parsed JSON bodies, so they hold for any packaged classifier and
-are tested without a running Locust.
+They read only status codes and parsed JSON bodies, so they hold for any packaged classifier or
+regressor (the card's `task`) and are tested without a running Locust.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def check_predictions(status: int, body: Any, model: PayloadModel, rows: int) ->
     if not isinstance(predictions, list) or len(predictions) != rows:
         return f"expected {rows} predictions, got {_describe(predictions)}"
     for index, prediction in enumerate(predictions):
-        problem = _check_prediction(prediction, model.classes)
+        if model.is_regressor:
+            problem = _check_value(prediction)
+        else:
+            problem = _check_prediction(prediction, model.classes, model.probabilities)
         if problem:
             return f"prediction {index}: {problem}"
     return None
@@ -85,21 +88,37 @@ def _check_envelope(status: int, body: Any, model: PayloadModel) -> str | None:
     return None
 
 
-def _check_prediction(prediction: Any, classes: Sequence[str]) -> str | None:
+def _check_prediction(prediction: Any, classes: Sequence[str], probabilities: bool) -> str | None:
     if not isinstance(prediction, dict):
         return f"{_describe(prediction)}, not an object"
     label = prediction.get("label")
     if label not in classes:
         return f"label {label!r} is not one of the model's classes"
-    probabilities = prediction.get("probabilities")
-    if not isinstance(probabilities, dict) or set(probabilities) != set(classes):
-        return f"probabilities {_describe(probabilities)} do not cover exactly {list(classes)}"
-    problem = _check_distribution(list(probabilities.values()))
+    if not probabilities:  # no predict_proba: the label alone, probabilities null
+        if prediction.get("probability") is not None or prediction.get("probabilities"):
+            return "probabilities from a model the card says has none"
+        return None
+    shares = prediction.get("probabilities")
+    if not isinstance(shares, dict) or set(shares) != set(classes):
+        return f"probabilities {_describe(shares)} do not cover exactly {list(classes)}"
+    problem = _check_distribution(list(shares.values()))
     if problem:
         return problem
     probability = prediction.get("probability")
-    if not _is_number(probability) or abs(probability - probabilities[label]) > SUM_TOLERANCE:
+    if not _is_number(probability) or abs(probability - shares[label]) > SUM_TOLERANCE:
         return f"probability {probability!r} differs from probabilities[{label!r}]"
+    return None
+
+
+def _check_value(prediction: Any) -> str | None:
+    """A regressor's prediction: {"value": <finite number>}, and no label (no class to name)."""
+    if not isinstance(prediction, dict):
+        return f"{_describe(prediction)}, not an object"
+    if "label" in prediction:
+        return f"a regressor's prediction carries a label ({prediction['label']!r})"
+    value = prediction.get("value")
+    if not _is_number(value):
+        return f"value {value!r} is not a finite number"
     return None
 
 

@@ -23,7 +23,13 @@ from loadtest.thresholds import Limits, breaches
 from loadtest.validation import check_error, check_label_probabilities, check_predictions
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.features import infer_features
-from lucidserve.bundle.reference import EPSILON, bin_numeric, build_reference
+from lucidserve.bundle.reference import (
+    EPSILON,
+    bin_numeric,
+    build_reference,
+    categorical_bins,
+    numeric_bins,
+)
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
 from tests.support.linters import run_checkov
@@ -35,6 +41,7 @@ from tests.support.locust_runs import (
 )
 from tests.support.manifests import kustomize_command
 from tests.support.processes import BIN, REPO, Service, start_process, start_service, wait_until
+from tests.support.regressor import package_diabetes_regressor
 
 ROWS = 4000
 K8S_LOADTEST = REPO / "deploy" / "k8s" / "loadtest"
@@ -155,6 +162,193 @@ def test_card_without_drift_reference_uses_ranges_categories_and_lengths() -> No
     assert all(1 <= len(str(s["t"])) <= 50 for s in samples)
 
 
+@pytest.fixture(scope="module")
+def frame_card() -> dict[str, Any]:
+    """A DataFrame model's card (as GET /v1/model serves it): integer, float, category, boolean
+    and text columns with blanks in the reference, each bin built by lucidserve's own code."""
+    rng = Random(9)
+    n = 2000
+
+    def blanks(values: list[Any], rate: float, blank: Any) -> list[Any]:
+        return [blank if rng.random() < rate else v for v in values]
+
+    columns: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "age": (
+            {"type": "number", "dtype": "int64", "nullable": True},
+            numeric_bins(
+                np.array(blanks([rng.randint(18, 90) for _ in range(n)], 0.1, np.nan), float),
+                kind="numeric",
+            ),
+        ),
+        "income": (
+            {"type": "number", "dtype": "float64", "nullable": True},
+            numeric_bins(
+                np.array(blanks([rng.lognormvariate(10, 1) for _ in range(n)], 0.2, np.nan)),
+                kind="numeric",
+            ),
+        ),
+        "tenure": (
+            {"type": "number", "dtype": "int64", "nullable": False},
+            numeric_bins(np.array([rng.randint(0, 72) for _ in range(n)], float), kind="numeric"),
+        ),
+        # Blanks in the reference, yet declared not nullable: never sent as null.
+        "score": (
+            {"type": "number", "dtype": "float64"},
+            numeric_bins(
+                np.array(blanks([rng.random() for _ in range(n)], 0.04, np.nan)), kind="numeric"
+            ),
+        ),
+        "plan": (
+            {
+                "type": "category",
+                "dtype": "object",
+                "nullable": True,
+                "categories": ["basic", "plus", "pro"],
+            },
+            categorical_bins(
+                np.array(
+                    blanks(
+                        [rng.choice(["basic", "basic", "plus", "pro"]) for _ in range(n)],
+                        0.05,
+                        None,
+                    ),
+                    dtype=object,
+                )
+            ),
+        ),
+        "active": (
+            {"type": "boolean", "dtype": "bool", "nullable": True},
+            categorical_bins(
+                np.array(
+                    blanks([str(rng.random() < 0.7) for _ in range(n)], 0.15, None), dtype=object
+                ),
+                categories=["False", "True"],
+            ),
+        ),
+        "notes": (
+            {"type": "text", "dtype": "object", "nullable": True, "max_length": 500},
+            numeric_bins(
+                np.array(blanks([float(rng.randint(1, 120)) for _ in range(n)], 0.3, np.nan)),
+                kind="text_length",
+            ),
+        ),
+    }
+    return {
+        "name": "churn",
+        "version": "2.0.0",
+        "task": "classification",
+        "input_format": "frame",
+        "classes": ["False", "True"],
+        "features": [{"name": name, **spec} for name, (spec, _) in columns.items()],
+        "drift": {"features": {name: bins for name, (_, bins) in columns.items()}},
+    }
+
+
+def test_nullable_features_send_null_at_the_reference_missing_rate(
+    frame_card: dict[str, Any],
+) -> None:
+    samples = PayloadModel.from_card(frame_card).samples(Random(10), ROWS)
+    references = frame_card["drift"]["features"]
+    rates = {"age": 0.1, "income": 0.2, "plan": 0.05, "active": 0.15, "notes": 0.3}
+    for name, rate in rates.items():
+        sent = sum(s[name] is None for s in samples) / ROWS
+        missing = references[name]["proportions"][-1]
+        assert abs(missing - rate) < 0.03, (name, missing)  # the reference has its blanks
+        assert abs(sent - missing) < 0.02, (name, sent, missing)
+    for name in ("tenure", "score"):
+        assert all(s[name] is not None for s in samples), name
+    # With the nulls, reference-like traffic matches the reference in every bin, missing included.
+    for name in rates:
+        assert _psi(references[name], [s[name] for s in samples]) < 0.02, name
+
+
+def test_integer_and_boolean_dtypes_are_sent_as_json_integers_and_booleans(
+    frame_card: dict[str, Any],
+) -> None:
+    samples = PayloadModel.from_card(frame_card).samples(Random(11), 500)
+    sent = json.loads(json.dumps({"samples": samples}))["samples"]
+    present = {name: [s[name] for s in sent if s[name] is not None] for name in sent[0]}
+    assert all(type(v) is int for v in present["age"] + present["tenure"])
+    assert min(present["age"]) >= 18  # the reference's observed range
+    assert max(present["age"]) <= 90
+    assert all(type(v) is float for v in present["income"] + present["score"])
+    assert set(present["active"]) == {True, False}
+    assert all(type(v) is str for v in present["plan"] + present["notes"])
+
+
+def test_nullable_feature_drifts_and_keeps_its_nulls(frame_card: dict[str, Any]) -> None:
+    model = PayloadModel.from_card(frame_card).drifted("age", 0.5)
+    samples = model.samples(Random(12), ROWS)
+    assert _psi(frame_card["drift"]["features"]["age"], [s["age"] for s in samples]) > 0.25
+    assert abs(sum(s["age"] is None for s in samples) / ROWS - 0.1) < 0.03
+    assert all(type(s["age"]) is int for s in samples if s["age"] is not None)
+
+
+def test_frame_model_payloads_are_valid_requests_with_nulls_where_nullable() -> None:
+    """A card made by lucidserve's own packaging code from a DataFrame with blanks, as
+    GET /v1/model serves it: the service's request schema (strict integers and booleans, null
+    only where nullable) takes every payload, and the nullable features get their nulls."""
+    rng = np.random.default_rng(14)
+    rows = 1000
+    frame = pd.DataFrame(
+        {
+            "monthly": rng.normal(70, 20, rows),
+            "tenure": rng.integers(0, 72, rows),
+            "plan": rng.choice(["basic", "plus", "pro"], rows).astype(object),
+            "paperless": rng.choice([True, False], rows),
+        }
+    )
+    frame.loc[rng.random(rows) < 0.1, "monthly"] = np.nan
+    frame.loc[rng.random(rows) < 0.2, "plan"] = np.nan
+    specs, arrays = infer_features(frame, max_text_length=100, keep_dtypes=True)
+    assert {s.name for s in specs if s.nullable} == {"monthly", "plan"}
+    predictions = (frame["tenure"] > 30).astype(str).to_numpy()
+    card = ModelCard(
+        name="churn",
+        version="1",
+        created="2026-01-01T00:00:00+00:00",
+        sklearn_version="1",
+        task="classification",
+        input_format="frame",
+        features=specs,
+        classes=["False", "True"],
+        estimator_file="model.skops",
+        estimator_format="skops",
+        estimator_sha256="0" * 64,
+        drift=build_reference(specs, arrays, predictions, ["False", "True"]),
+    )
+    served = json.loads(json.dumps(card.public()))
+    samples = PayloadModel.from_card(served).samples(Random(15), ROWS)
+    schemas = build_schemas(card, max_batch_rows=ROWS, max_text_length=100)
+    validated = schemas.predict_request.validate_json(json.dumps({"samples": samples}))
+    assert len(validated["samples"]) == ROWS
+    assert all(type(s["tenure"]) is int and type(s["paperless"]) is bool for s in samples)
+    for name, blanks in (("monthly", 0.1), ("plan", 0.2)):
+        sent = sum(s[name] is None for s in samples) / ROWS
+        assert abs(sent - blanks) < 0.03, (name, sent)
+    assert all(s["tenure"] is not None and s["paperless"] is not None for s in samples)
+    for name, reference in served["drift"]["features"].items():
+        assert _psi(reference, [s[name] for s in samples]) < 0.02, name
+
+
+def test_card_without_reference_draws_whole_numbers_and_booleans_and_no_nulls() -> None:
+    card = {
+        "name": "bare",
+        "version": "1",
+        "task": "regression",
+        "classes": None,
+        "features": [
+            {"name": "n", "type": "number", "dtype": "int64", "nullable": True,
+             "range": {"min": 1.0, "max": 3.0}},
+            {"name": "b", "type": "boolean", "dtype": "bool"},
+        ],
+    }  # fmt: skip
+    samples = PayloadModel.from_card(card).samples(Random(13), 300)
+    assert {s["n"] for s in samples} == {1, 2, 3}
+    assert all(type(s["n"]) is int for s in samples)
+    assert {s["b"] for s in samples} == {True, False}
+
+
 def test_batch_sizes_are_mostly_small_with_a_bounded_tail() -> None:
     rng = Random(8)
     sizes = [draw_batch_size(rng, median=8, maximum=100) for _ in range(5000)]
@@ -212,6 +406,71 @@ def test_a_wrong_prediction_answer_is_a_failure(status: int, body: Any, problem:
     found = check_predictions(status, body, _iris_model(), 1)
     assert found is not None
     assert problem in found
+
+
+def _regressor() -> PayloadModel:
+    return PayloadModel("diabetes", "1.0.0", (), (), task="regression")
+
+
+def test_a_regressor_answer_with_values_passes() -> None:
+    body = _answer({"value": 151.2}, {"value": -3})
+    body["model_name"] = "diabetes"
+    assert check_predictions(200, body, _regressor(), 2) is None
+
+
+@pytest.mark.parametrize(
+    ("prediction", "problem"),
+    [
+        ({"value": "151.2"}, "not a finite number"),
+        ({"value": float("nan")}, "not a finite number"),
+        ({}, "not a finite number"),
+        ({"label": "151.2", "value": 151.2}, "carries a label"),
+        (_prediction(), "carries a label"),
+    ],
+)
+def test_a_wrong_regressor_answer_is_a_failure(prediction: dict[str, Any], problem: str) -> None:
+    body = _answer(prediction, model_name="diabetes")
+    assert problem in str(check_predictions(200, body, _regressor(), 1))
+
+
+def test_a_classifier_answer_is_still_checked_as_a_classifier() -> None:
+    found = check_predictions(200, _answer({"value": 1.0}), _iris_model(), 1)
+    assert "not one of the model's classes" in str(found)
+
+
+def test_the_task_comes_from_the_card() -> None:
+    card: dict[str, Any] = {"name": "d", "version": "1", "features": [], "task": "regression"}
+    assert PayloadModel.from_card(card).is_regressor
+    assert not PayloadModel.from_card(card).has_label_route
+    classifier = PayloadModel.from_card({**card, "task": "classification", "classes": ["x", "y"]})
+    assert not classifier.is_regressor
+    assert classifier.has_label_route
+    assert not PayloadModel.from_card(
+        {**card, "classes": ["x"], "probabilities": False}
+    ).probabilities
+
+
+def test_a_classifier_without_probabilities_answers_labels_only() -> None:
+    model = PayloadModel("svm", "1", ("a", "b"), (), probabilities=False)
+    labels_only = {"label": "a", "probability": None, "probabilities": None}
+    assert (
+        check_predictions(200, _answer(labels_only, model_name="svm", model_version="1"), model, 1)
+        is None
+    )
+    with_shares = {"label": "a", "probability": 0.5, "probabilities": {"a": 0.5, "b": 0.5}}
+    found = check_predictions(
+        200, _answer(with_shares, model_name="svm", model_version="1"), model, 1
+    )
+    assert "says has none" in str(found)
+    assert not model.has_label_route
+
+
+def test_a_model_without_label_route_answers_any_label_with_404() -> None:
+    cases = invalid_requests({"a": 1.0}, label_route=False)
+    (case,) = [c for c in cases if c.case == "unknown label"]
+    assert case.expected == {404}
+    (case,) = [c for c in invalid_requests({"a": 1.0}) if c.case == "unknown label"]
+    assert case.expected == {422}
 
 
 def test_label_answers_are_checked() -> None:
@@ -433,6 +692,23 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
     assert all(v < 0.1 for v in others.values()), psi
 
 
+@pytest.mark.slow
+def test_headless_run_against_a_regressor_passes_its_checks(tmp_path: Path) -> None:
+    """Every scenario against a served regressor: {"value"} answers pass the checks, the label
+    population predicts instead, and an unknown label is the expected 404."""
+    bundle = package_diabetes_regressor(tmp_path)
+    service = start_service(bundle, tmp_path / "service.log")
+    try:
+        run = run_locust(service.url, tmp_path / "locust", users=6, run_time=8)
+    finally:
+        service.stop()
+    assert run.exit_code == 0, run.output[-3000:]
+    assert run.failures == 0, run.output[-3000:]
+    assert run.requests_named("/v1/predict [1 row]") > 0
+    assert run.requests_named("/v1/predict [few rows]") > 0
+    assert run.requests_named("/v1/predict/{label}") == 0
+
+
 def _imported_modules(path: Path) -> set[str]:
     """File names of the loadtest modules `path` imports, transitively."""
     found: set[str] = set()
@@ -448,10 +724,17 @@ def _psi(reference: dict[str, Any], values: list[Any]) -> float:
     expected = np.asarray(reference["proportions"], dtype=np.float64)
     if reference["kind"] == "categorical":
         position = {c: i for i, c in enumerate(reference["categories"])}
-        index = np.array([position.get(v, len(position)) for v in values])
+        missing = len(position) + 1
+        index = np.array(
+            [missing if v is None else position.get(str(v), missing - 1) for v in values]
+        )
     else:
         numbers = np.array(
-            [float(len(v)) if isinstance(v, str) else float(v) for v in values], dtype=np.float64
+            [
+                np.nan if v is None else float(len(v)) if isinstance(v, str) else float(v)
+                for v in values
+            ],
+            dtype=np.float64,
         )
         index = bin_numeric(numbers, np.asarray(reference["edges"]))
     actual = np.bincount(index, minlength=expected.size) / len(values)

@@ -138,33 +138,60 @@ def _psi(observed: np.ndarray, reference: np.ndarray) -> float:
     return float(np.sum((p_obs - p_ref) * np.log(p_obs / p_ref)))
 
 
-def test_drift_unit_test_expects_the_psi_numpy_computes() -> None:
-    """The values drift_test.yml asserts are recomputed here from its input series."""
-    spec = yaml.safe_load((REPO / "deploy/prometheus/tests/drift_test.yml").read_text())
+DRIFT_UNIT_TESTS = ("drift_test.yml", "output_drift_test.yml")
+
+
+@pytest.mark.parametrize("name", DRIFT_UNIT_TESTS)
+def test_drift_unit_test_expects_the_psi_numpy_computes(name: str) -> None:
+    """The values a drift unit test asserts are recomputed here from its input series."""
+    spec = yaml.safe_load((REPO / "deploy/prometheus/tests" / name).read_text())
     (test,) = spec["tests"]
-    counts: dict[str, dict[str, float]] = {}
-    reference: dict[str, dict[str, float]] = {}
+    counts: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
+    reference: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
     for item in test["input_series"]:
-        name, labels = _series(item["series"])
+        series_name, labels = _series(item["series"])
         values = _expand(item["values"])
-        feature, bin_label = labels["feature"], labels["bin"]
-        if name == "model_drift_observations_total":  # increase over the hour to 60m
-            feature_counts = counts.setdefault(feature, {})
-            feature_counts[bin_label] = feature_counts.get(bin_label, 0.0) + values[60] - values[0]
-        elif name == "model_drift_reference_ratio":
-            feature_ref = reference.setdefault(feature, {})
-            feature_ref[bin_label] = max(feature_ref.get(bin_label, 0.0), values[60])
+        key, bin_label = _psi_key(labels), labels["bin"]
+        if series_name == "model_drift_observations_total":  # increase over the hour to 60m
+            key_counts = counts.setdefault(key, {})
+            key_counts[bin_label] = key_counts.get(bin_label, 0.0) + values[60] - values[0]
+        elif series_name == "model_drift_reference_ratio":
+            key_ref = reference.setdefault(key, {})
+            key_ref[bin_label] = max(key_ref.get(bin_label, 0.0), values[60])
     expected = {}
     for case in test["promql_expr_test"]:
         if case["expr"].startswith("round(model:drift_psi:window1h"):
             for sample in case["exp_samples"]:
-                expected[_series(sample["labels"])[1]["feature"]] = sample["value"]
+                expected[_psi_key(_series(sample["labels"])[1])] = sample["value"]
     computed = {}
-    for feature, ref in reference.items():
+    for key, ref in reference.items():
         bins = sorted(ref)
-        observed = np.array([counts.get(feature, {}).get(b, 0.0) for b in bins])
-        computed[feature] = round(_psi(observed, np.array([ref[b] for b in bins])), 4)
+        observed = np.array([counts.get(key, {}).get(b, 0.0) for b in bins])
+        computed[key] = round(_psi(observed, np.array([ref[b] for b in bins])), 4)
     assert computed == expected
+
+
+def test_output_drift_unit_test_covers_a_regressors_prediction() -> None:
+    """The prediction's drift pages through the same alert as the inputs' (one rule for every
+    feature, no feature filter), and a unit test shows it for a regressor's binned values."""
+    (drift,) = [alert for alert in _alerts() if alert["alert"] == "LucidserveModelDrift"]
+    assert "feature" not in _matched_labels(drift["expr"])
+    spec = yaml.safe_load((REPO / "deploy/prometheus/tests/output_drift_test.yml").read_text())
+    (test,) = spec["tests"]
+    bins = {_series(item["series"])[1]["bin"] for item in test["input_series"]}
+    assert {"underflow", "overflow", "missing"} <= bins  # numeric bins: a regressor's value
+    fired = [
+        alert
+        for case in test["alert_rule_test"]
+        for alert in case.get("exp_alerts", [])
+        if case["alertname"] == "LucidserveModelDrift"
+    ]
+    assert [a["exp_labels"]["feature"] for a in fired] == ["__prediction__"]
+
+
+def _psi_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """What the fleet PSI is per: every label but the bin and the scraped instance."""
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in {"bin", "instance"}))
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +281,18 @@ def _constant(node: promql_parser.Expr) -> float:
         "/": operator.truediv,
     }
     return float(operations[str(node.op)](_constant(node.lhs), _constant(node.rhs)))
+
+
+def _matched_labels(expr: str) -> set[str]:
+    """The labels any selector of an expression filters on."""
+    found: set[str] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.update(m.name for m in node.matchers.matchers)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
 
 
 def _names(expr: str) -> set[str]:

@@ -25,9 +25,14 @@ class Section:
 
 
 def build_dashboard(
-    uid: str, title: str, description: str, sections: Sequence[Section]
+    uid: str,
+    title: str,
+    description: str,
+    sections: Sequence[Section],
+    extra_variables: Sequence[cog.Builder[dashboard.VariableModel]] = (),
 ) -> dashboard.Dashboard:
-    """A dashboard with the shared variables and links; panel ids are numbered in order."""
+    """A dashboard with the shared variables (then its own) and links; panel ids are numbered
+    in order."""
     builder = (
         dashboard_builders.Dashboard(title)
         .uid(uid)
@@ -38,7 +43,7 @@ def build_dashboard(
         .time("now-3h", "now")
         .refresh("30s")
         .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)
-        .variables(variables())
+        .variables([*variables(), *extra_variables])
         .link(
             dashboard_builders.DashboardLink("lucidserve")
             .type(dashboard.DashboardLinkType.DASHBOARDS)
@@ -65,19 +70,19 @@ def variables() -> list[cog.Builder[dashboard.VariableModel]]:
         .label("Data source")
         .description("The Prometheus that scrapes lucidserve.")
         .type("prometheus"),
-        _label_values(
+        label_values(
             "namespace",
             "Namespace",
             "Kubernetes namespace (a static label in the local stack).",
             "label_values(model_info, namespace)",
         ),
-        _label_values(
+        label_values(
             "job",
             "Job",
             "Prometheus scrape job of the service.",
             'label_values(model_info{namespace=~"$namespace"}, job)',
         ),
-        _label_values(
+        label_values(
             "model",
             "Model",
             "Model name as served (model_info's model_name).",
@@ -86,9 +91,11 @@ def variables() -> list[cog.Builder[dashboard.VariableModel]]:
     ]
 
 
-def _label_values(
+def label_values(
     name: str, label: str, description: str, query: str
 ) -> dashboard_builders.QueryVariable:
+    """A multi-value variable from `label_values(...)`, "All" by default, refreshed with the
+    time range."""
     return (
         dashboard_builders.QueryVariable(name)
         .label(label)

@@ -1,26 +1,34 @@
-"""The Model dashboard: inference, predictions and input drift of the served model."""
+"""The Model dashboard: inference, predictions (a classifier's or a regressor's), output drift and
+input drift of the served model.
+
+A `task` variable (model_info's `task` label) selects classifiers, regressors or both; each
+prediction row joins its queries to model_info of its task, so it shows only models of that task.
+"""
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard
 
-from .layout import PanelBuilder, Section, build_dashboard
+from .layout import PanelBuilder, Section, build_dashboard, label_values
 from .objectives import Objectives, milliseconds
 from .panels import Query, Step, heatmap, info_table, stat, timeseries
-from .promql import MODEL, mean, quantile, rate, summed
+from .promql import INPUTS, MODEL, PREDICTION, mean, of_task, quantile, rate, summed
 
 UID = "lucidserve-model"
 PSI_STEPS = [Step(None, "green"), Step(0.1, "orange"), Step(0.25, "red")]
+CLASSIFICATION, REGRESSION = "classification", "regression"
+VALUE = "model_prediction_value"  # a regressor's predicted values (histogram)
 
 
 def model_dashboard(objectives: Objectives) -> dashboard.Dashboard:
-    """Inference latency and queueing, batches, predictions, confidence, shedding and drift."""
+    """Inference, queueing and batching, predictions, shedding, output and input drift."""
     return build_dashboard(
         UID,
         "lucidserve / Model",
         "What the model does: inference time, queueing and batching, the predictions it makes "
-        "and how confident it is, load it sheds, and how far live inputs drift from the "
-        "training data.",
+        "(a classifier's labels and confidence, a regressor's values), load it sheds, and how "
+        "far live predictions and inputs drift from the training data.",
         [
             Section(
                 "Inference",
@@ -33,9 +41,11 @@ def model_dashboard(objectives: Objectives) -> dashboard.Dashboard:
                     _inference_errors(),
                 ],
             ),
-            Section("Predictions", [_prediction_share(), _confidence(), _model_info()]),
+            Section("Predictions: classifiers", [_prediction_share(), _confidence()]),
+            Section("Predictions: regressors", [_value_quantiles(), _value_distribution()]),
+            Section("Output drift", [_prediction_psi(), _prediction_bins(), _model_info()]),
             Section(
-                "Drift",
+                "Input drift",
                 [
                     _fleet_psi(),
                     _replica_psi(),
@@ -45,6 +55,18 @@ def model_dashboard(objectives: Objectives) -> dashboard.Dashboard:
                 ],
             ),
         ],
+        extra_variables=[_task_variable()],
+    )
+
+
+def _task_variable() -> dashboard_builders.QueryVariable:
+    return label_values(
+        "task",
+        "Task",
+        "What the selected models do (model_info's task): classification, regression, or both. "
+        "The prediction rows show the models of their own task.",
+        'label_values(model_info{namespace=~"$namespace", job=~"$job", model_name=~"$model"}, '
+        "task)",
     )
 
 
@@ -144,28 +166,103 @@ def _inference_errors() -> PanelBuilder:
 
 
 def _prediction_share() -> PanelBuilder:
-    by_label = summed(rate("model_predictions_total", MODEL), "label")
-    total = summed(rate("model_predictions_total", MODEL))
+    predictions = of_task(rate("model_predictions_total", MODEL), CLASSIFICATION)
+    by_label = summed(predictions, "label")
+    total = summed(predictions)
     return timeseries(
         "Predictions by label (share)",
-        "Share of each predicted label among all predictions over time. A shift here without "
-        "a change in inputs points at the model; with one, at the traffic.",
+        "Share of each predicted label among a classifier's predictions over time. A shift here "
+        "without a change in inputs points at the model; with one, at the traffic.",
         "percentunit",
         [Query(f"{by_label} / ignoring (label) group_left () {total}", "{{label}}")],
-        width=9,
         stack_percent=True,
     )
 
 
 def _confidence() -> PanelBuilder:
+    buckets = of_task(rate("model_prediction_confidence_bucket", MODEL), CLASSIFICATION)
     return heatmap(
         "Prediction confidence",
-        "Distribution of the probability of the predicted label. Mass moving towards low "
-        "confidence means the model sees inputs unlike its training data.",
+        "Distribution of the probability of a classifier's predicted label. Mass moving towards "
+        "low confidence means the model sees inputs unlike its training data.",
         "percentunit",
-        Query(summed(rate("model_prediction_confidence_bucket", MODEL), "le"), "{{le}}"),
+        Query(summed(buckets, "le"), "{{le}}"),
         cell_unit="short",
+    )
+
+
+def _value_quantiles() -> PanelBuilder:
+    buckets = summed(of_task(rate(f"{VALUE}_bucket", MODEL), REGRESSION), "model_name", "le")
+    total = summed(of_task(rate(f"{VALUE}_sum", MODEL), REGRESSION), "model_name")
+    count = summed(of_task(rate(f"{VALUE}_count", MODEL), REGRESSION), "model_name")
+
+    def q(value: float, legend: str) -> Query:
+        return Query(f"histogram_quantile({value}, {buckets})", f"{{{{model_name}}}} {legend}")
+
+    return timeseries(
+        "Predicted value p10 / p50 / p90 and mean",
+        "A regressor's predicted values (model_prediction_value), interpolated within its "
+        "buckets, which are the reference predictions' drift bins (near their deciles): a "
+        "quantile moving away from its usual level is the output drifting.",
+        "none",
+        [
+            q(0.1, "p10"),
+            q(0.5, "p50"),
+            q(0.9, "p90"),
+            Query(f"{total} / {count}", "{{model_name}} mean"),
+        ],
+        axis_label="predicted value",
+    )
+
+
+def _value_distribution() -> PanelBuilder:
+    buckets = of_task(rate(f"{VALUE}_bucket", MODEL), REGRESSION)
+    return heatmap(
+        "Predicted value distribution",
+        "Predictions per second in each bucket of a regressor's predicted value over time. The "
+        "buckets are the reference predictions' bin edges: with reference-like traffic each "
+        "inner bucket gets a similar share.",
+        "none",
+        Query(summed(buckets, "le"), "{{le}}"),
+        cell_unit="short",
+    )
+
+
+def _prediction_psi() -> PanelBuilder:
+    return timeseries(
+        "Drift PSI of the prediction (output drift)",
+        "Population Stability Index of the model's predictions (feature __prediction__: the "
+        "predicted class of a classifier, the binned value of a regressor) against the "
+        "reference predictions: fleet-wide over the last hour (model:drift_psi:window1h, what "
+        "LucidserveModelDrift alerts on above 0.25) and the worst replica's own window.",
+        "none",
+        [
+            Query(
+                f"max by (model_name) (model:drift_psi:window1h{{{MODEL}, {PREDICTION}}})",
+                "{{model_name}} fleet, last hour",
+            ),
+            Query(
+                f"max by (model_name) (model_drift_psi{{{MODEL}, {PREDICTION}}})",
+                "{{model_name}} worst replica",
+            ),
+        ],
         width=9,
+        thresholds=PSI_STEPS,
+        minimum=0,
+    )
+
+
+def _prediction_bins() -> PanelBuilder:
+    observations = rate("model_drift_observations_total", MODEL, PREDICTION)
+    return timeseries(
+        "Predictions per drift bin (share)",
+        "Share of live predictions in each drift bin of the prediction: a classifier's classes, "
+        "or a regressor's value bins (underflow, the reference's decile bins, overflow). "
+        "GET /v1/drift on a pod lists the reference share of each bin beside it.",
+        "percentunit",
+        [Query(summed(observations, "bin"), "{{bin}}")],
+        width=9,
+        stack_percent=True,
     )
 
 
@@ -183,12 +280,12 @@ def _model_info() -> PanelBuilder:
 def _fleet_psi() -> PanelBuilder:
     return timeseries(
         "Drift PSI per feature (fleet, last hour)",
-        "Population Stability Index of each feature and of the prediction (__prediction__) "
+        "Population Stability Index of each input feature "
         "over the last hour, from the bin counters of all replicas (recording rule "
         "model:drift_psi:window1h). Below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 "
         "drift: LucidserveModelDrift fires after 30 minutes with enough observations.",
         "none",
-        [Query(f"max by (feature) (model:drift_psi:window1h{{{MODEL}}})", "{{feature}}")],
+        [Query(f"max by (feature) (model:drift_psi:window1h{{{MODEL}, {INPUTS}}})", "{{feature}}")],
         width=12,
         thresholds=PSI_STEPS,
         minimum=0,
@@ -202,7 +299,7 @@ def _replica_psi() -> PanelBuilder:
         "highest across replicas. It reacts to one replica's traffic; the fleet panel is what "
         "alerts.",
         "none",
-        [Query(f"max by (feature) (model_drift_psi{{{MODEL}}})", "{{feature}}")],
+        [Query(f"max by (feature) (model_drift_psi{{{MODEL}, {INPUTS}}})", "{{feature}}")],
         width=12,
         thresholds=PSI_STEPS,
         minimum=0,
@@ -217,7 +314,7 @@ def _pvalues() -> PanelBuilder:
         "distribution differs; "
         "with much traffic even a harmless shift is significant, so read them with the PSI.",
         "none",
-        [Query(f"min by (feature) (model_drift_pvalue{{{MODEL}}})", "{{feature}}")],
+        [Query(f"min by (feature) (model_drift_pvalue{{{MODEL}, {INPUTS}}})", "{{feature}}")],
         width=8,
         thresholds=[Step(None, "red"), Step(0.01, "green")],
         minimum=0,
@@ -232,11 +329,11 @@ def _window_observations() -> PanelBuilder:
         "short",
         [
             Query(
-                f"sum by (feature) (model_drift_window_observations{{{MODEL}}})",
+                f"sum by (feature) (model_drift_window_observations{{{MODEL}, {INPUTS}}})",
                 "{{feature}} (replica windows)",
             ),
             Query(
-                f"sum by (feature) (model:drift_observations:window1h{{{MODEL}}})",
+                f"sum by (feature) (model:drift_observations:window1h{{{MODEL}, {INPUTS}}})",
                 "{{feature}} (fleet, 1h)",
             ),
         ],
@@ -254,8 +351,8 @@ def _insufficient_data() -> PanelBuilder:
         "short",
         [
             Query(
-                f"count(max by (feature) (model_drift_insufficient_data{{{MODEL}}}) == 1) "
-                "or vector(0)"
+                "count(max by (feature) "
+                f"(model_drift_insufficient_data{{{MODEL}, {INPUTS}}}) == 1) or vector(0)"
             )
         ],
         thresholds=[Step(None, "green"), Step(1, "orange")],

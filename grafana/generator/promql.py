@@ -13,6 +13,11 @@ SERVICE = 'namespace=~"$namespace", job=~"$job"'
 MODEL = f'{SERVICE}, model_name=~"$model"'
 # The API routes the SLOs cover (probes and /metrics are not the product).
 API_ROUTES = 'http_route=~"/v1/.*"'
+# The drift statistics' name for the model's output, tracked like a feature.
+PREDICTION = 'feature="__prediction__"'
+INPUTS = 'feature!="__prediction__"'
+# The labels that identify one served model on every model_* series (and on model_info).
+MODEL_IDENTITY = "namespace, job, model_name, model_version"
 
 
 def selector(*matchers: str) -> str:
@@ -46,6 +51,16 @@ def mean(histogram: str, *matchers: str, by: tuple[str, ...] = ()) -> str:
     total = summed(rate(f"{histogram}_sum", *matchers), *by)
     count = summed(rate(f"{histogram}_count", *matchers), *by)
     return f"{total} / {count}"
+
+
+def of_task(expr: str, task: str) -> str:
+    """`expr`'s series of the models whose model_info says `task`, when the dashboard's `task`
+    variable selects it: a classifier's panels stay empty for a regressor and the other way round.
+
+    The join is made before any aggregation, on the labels every model series carries.
+    """
+    info = f'model_info{{{MODEL}, task="{task}", task=~"$task"}}'
+    return f"({expr} and on ({MODEL_IDENTITY}) {info})"
 
 
 def for_service_pods(expr: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lucidserve.bundle.package import model_input
+from lucidserve.bundle.inputs import ModelInput
 from lucidserve.bundle.store import load_bundle
 
 ROWS = (1, 64)
@@ -33,10 +33,11 @@ def measure_floor(bundle_dir: Path, calls: int, row_counts: Sequence[int]) -> di
     estimator = bundle.estimator
     predict = getattr(estimator, "predict_proba", None) or estimator.predict
     example = {f.name: f.example for f in bundle.card.features}
+    model_input = ModelInput(bundle.card.features, bundle.card.input_format)
     results = []
     for rows in row_counts:
         columns = [_column(example[f.name], f.type, rows) for f in bundle.card.features]
-        x = model_input(columns, bundle.card.input_format)
+        x = model_input(columns)
         for _ in range(WARMUP_CALLS):
             predict(x)
         timings = []

@@ -66,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
         help='the sample shown in the API docs, e.g. \'{"text": "an example you wrote"}\' '
         "(default: the reference's median number, most frequent category, placeholder text)",
     )
+    package.add_argument(
+        "--nullable",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="accept null for COLUMN even though the reference has no blank in it (a column "
+        "with blanks takes null anyway); repeat for each",
+    )
+    package.add_argument(
+        "--dtype",
+        action="append",
+        default=[],
+        type=_dtype_override,
+        metavar="COLUMN=DTYPE",
+        help="the pandas dtype COLUMN had when a DataFrame model was fitted, where the CSV does "
+        "not show it, e.g. plan=category or age=int32; repeat for each",
+    )
     package.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     package.set_defaults(run=_package)
     return parser
@@ -179,6 +196,8 @@ def _package(args: argparse.Namespace) -> int:
             handles_unknown_categories=args.handles_unknown_categories,
             trusted=args.trust,
             examples=args.example,
+            nullable=args.nullable,
+            dtypes=dict(args.dtype),
         )
     except (BundleError, OSError, ValueError) as exc:
         print(f"lucidserve package: {exc}", file=sys.stderr)
@@ -188,6 +207,13 @@ def _package(args: argparse.Namespace) -> int:
         print(f"trusted types (recorded in the card): {', '.join(card.trusted_types)}")
     print(f"LUCIDSERVE_BUNDLE_SHA256={bundle_digest(args.out)}")
     return 0
+
+
+def _dtype_override(text: str) -> tuple[str, str]:
+    column, equals, dtype = text.partition("=")
+    if not equals or not column or not dtype:
+        raise argparse.ArgumentTypeError(f"expected COLUMN=DTYPE, got {text!r}")
+    return column, dtype
 
 
 def _json_object(text: str) -> dict[str, object]:

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from lucidserve import __version__
 from lucidserve.api.errors import PROTOCOL_PREFIX, ApiError, ProtocolErrorResponse
 from lucidserve.api.intake import read_body
-from lucidserve.api.predict import PredictHandler
+from lucidserve.api.predict import PredictHandler, Predictions
 from lucidserve.api.tensors import (
     HEADER,
     NUMERIC_TYPES,
@@ -274,8 +274,12 @@ class _Protocol:
         settings = runtime.settings
         self.max_body_bytes = settings.max_body_bytes
         self.max_rows = settings.max_batch_rows
-        self.output_names = (
-            ("label", "probabilities") if card.task == "classification" else ("value",)
+        self.output_names: tuple[str, ...] = (
+            ("value",)
+            if card.classes is None
+            else ("label", "probabilities")
+            if card.probabilities
+            else ("label",)
         )
 
     def check_model(self, request: Request) -> None:
@@ -301,18 +305,20 @@ class _Protocol:
         outcome = await self.handler.infer(samples, deadline)
         result = outcome.result
         serialize_started = time.perf_counter()
-        labels: list[Any] = result.labels.tolist()
-        probabilities = result.probabilities
-        confidences = probabilities.max(axis=1).tolist() if probabilities is not None else None
+        predictions = Predictions.of(result)
         tensors: dict[str, tuple[str, list[int], Any]] = {}
-        if probabilities is not None:
-            tensors["label"] = ("BYTES", [len(labels)], [str(label) for label in labels])
-            tensors["probabilities"] = ("FP64", list(probabilities.shape), probabilities)
-        else:
-            assert result.values is not None
-            tensors["value"] = ("FP64", [len(labels)], result.values)
+        if predictions.labels is not None:
+            tensors["label"] = ("BYTES", [len(samples)], predictions.labels)
+        if result.probabilities is not None:
+            tensors["probabilities"] = (
+                "FP64",
+                list(result.probabilities.shape),
+                result.probabilities,
+            )
+        if result.values is not None:
+            tensors["value"] = ("FP64", [len(samples)], result.values)
         body = self._encode(document, requested, tensors)
-        self.handler.record(request, samples, outcome, labels, confidences, serialize_started)
+        self.handler.record(request, samples, outcome, predictions, serialize_started)
         return body
 
     def _requested_outputs(self, document: dict[str, Any]) -> list[tuple[str, bool]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,7 +17,11 @@ from starlette.responses import Response
 
 from lucidserve.api.errors import ApiError, ErrorResponse
 from lucidserve.api.intake import SampleIntake
-from lucidserve.bundle.schema import LabelProbabilityResponse, PredictResponse
+from lucidserve.bundle.schema import (
+    ClassificationResponse,
+    LabelProbabilityResponse,
+    RegressionResponse,
+)
 from lucidserve.inference.batcher import DeadlineExceeded, Outcome, Overloaded
 from lucidserve.inference.predictor import BatchResult, RejectedInput
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
@@ -39,7 +44,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
-    """The prediction routes for the runtime's model (the label route for classifiers only)."""
+    """The prediction routes for the runtime's model (the label route for classifiers with
+    probabilities; for other models it is a 404 that says why)."""
     router = APIRouter(prefix="/v1", tags=["predict"], dependencies=guards)
     handler = PredictHandler(runtime)
     body = runtime.schemas.request_body()
@@ -47,14 +53,26 @@ def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     @router.post(
         "/predict",
         summary=f"Predict with {runtime.card.name} {runtime.card.version}",
-        response_model=PredictResponse,
+        response_model=ClassificationResponse if handler.classes else RegressionResponse,
         responses=ERRORS,
         openapi_extra={"requestBody": body},
     )
     async def predict(request: Request) -> Response:
         return await handler.predict(request)
 
-    if not handler.classes:
+    if not handler.has_probabilities:
+        reason = (
+            f"{runtime.card.name} is a regressor: it predicts values, not labels. "
+            'POST /v1/predict answers {"value": ...} per sample.'
+            if not handler.classes
+            else f"{runtime.card.name} has no class probabilities (no predict_proba). "
+            "POST /v1/predict answers each sample's label."
+        )
+
+        @router.post("/predict/{label}", include_in_schema=False)
+        async def no_label_route(label: str) -> Response:
+            raise ApiError(404, "no_label_probabilities", reason)
+
         return router
     label_enum: dict[str, Any] = {"enum": handler.classes}
 
@@ -76,8 +94,29 @@ def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     return router
 
 
-Content = Callable[[BatchResult, list[Any], list[float] | None], dict[str, Any]]
-"""A response body's own part, from a request's result, labels and each label's probability."""
+Content = Callable[["Predictions"], dict[str, Any]]
+"""A response body's own part, from a request's predictions."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A request's predictions as plain lists, made once for its body and its records: a
+    classifier's labels (and each label's probability), or a regressor's values."""
+
+    result: BatchResult
+    labels: list[str] | None
+    confidences: list[float] | None
+    values: list[float] | None
+
+    @classmethod
+    def of(cls, result: BatchResult) -> Predictions:
+        probabilities = result.probabilities
+        return cls(
+            result,
+            labels=None if result.labels is None else result.labels.tolist(),
+            confidences=None if probabilities is None else probabilities.max(axis=1).tolist(),
+            values=None if result.values is None else result.values.tolist(),
+        )
 
 
 class PredictHandler:
@@ -91,6 +130,7 @@ class PredictHandler:
         self.observability = runtime.observability
         self.classes: list[str] = list(runtime.card.classes or [])
         self.class_index = {c: i for i, c in enumerate(self.classes)}
+        self.has_probabilities = bool(self.classes) and self.card.probabilities
         settings = runtime.settings
         self.intake = SampleIntake(
             runtime.schemas,
@@ -112,11 +152,10 @@ class PredictHandler:
                 {"valid_labels": self.classes},
             )
 
-        def probabilities(
-            result: BatchResult, labels: list[Any], confidences: list[float] | None
-        ) -> dict[str, Any]:
-            assert result.probabilities is not None
-            return {"label": label, "probabilities": result.probabilities[:, index].tolist()}
+        def probabilities(predictions: Predictions) -> dict[str, Any]:
+            assert predictions.result.probabilities is not None
+            column = predictions.result.probabilities[:, index]
+            return {"label": label, "probabilities": column.tolist()}
 
         return await self._respond(request, probabilities)
 
@@ -124,18 +163,15 @@ class PredictHandler:
         """Predict, encode the body (`content` and the model's identity), record the request's
         spans and predictions."""
         samples, outcome = await self._run(request)
-        result = outcome.result
-        labels: list[Any] = result.labels.tolist()
-        probabilities = result.probabilities
-        confidences = probabilities.max(axis=1).tolist() if probabilities is not None else None
+        predictions = Predictions.of(outcome.result)
         request_id = request.scope.get(REQUEST_ID_KEY, "")
         serialize_started = time.perf_counter()
-        body = content(result, labels, confidences)
+        body = content(predictions)
         body["model_name"] = self.card.name
         body["model_version"] = self.card.version
         body["request_id"] = request_id
         encoded = orjson.dumps(body)
-        self.record(request, samples, outcome, labels, confidences, serialize_started)
+        self.record(request, samples, outcome, predictions, serialize_started)
         return Response(encoded, media_type="application/json")
 
     def record(
@@ -143,8 +179,7 @@ class PredictHandler:
         request: Request,
         samples: Sequence[dict[str, Any]],
         outcome: Outcome,
-        labels: list[Any],
-        confidences: list[float] | None,
+        predictions: Predictions,
         serialize_started: float,
     ) -> None:
         """The request's spans, metrics and a log line per sample, once its body is encoded."""
@@ -152,33 +187,37 @@ class PredictHandler:
         self.observability.record_predictions(
             request.scope.get(REQUEST_ID_KEY, ""),
             samples,
-            labels,
-            confidences,
+            predictions.labels,
+            predictions.confidences,
+            predictions.values,
             request.scope.get(STARTED_KEY),
         )
 
-    def _predictions(
-        self, result: BatchResult, labels: list[Any], confidences: list[float] | None
-    ) -> dict[str, Any]:
-        """The /v1/predict body's predictions: a classifier's labels and probabilities, or a
-        regressor's values."""
-        if result.probabilities is not None and confidences is not None:
-            rows = result.probabilities.tolist()
-            classes = self.classes
+    def _predictions(self, predictions: Predictions) -> dict[str, Any]:
+        """The /v1/predict body's predictions: a classifier's labels (with probabilities when it
+        has them), or a regressor's values."""
+        if predictions.values is not None:
+            return {"predictions": [{"value": v} for v in predictions.values]}
+        assert predictions.labels is not None
+        probabilities = predictions.result.probabilities
+        if probabilities is None or predictions.confidences is None:
             return {
                 "predictions": [
-                    {
-                        "label": label,
-                        "probability": confidence,
-                        "probabilities": dict(zip(classes, row, strict=True)),
-                    }
-                    for label, confidence, row in zip(labels, confidences, rows, strict=True)
+                    {"label": label, "probability": None, "probabilities": None}
+                    for label in predictions.labels
                 ]
             }
-        assert result.values is not None
+        classes = self.classes
         return {
             "predictions": [
-                {"label": str(v), "probability": None, "value": v} for v in result.values.tolist()
+                {
+                    "label": label,
+                    "probability": confidence,
+                    "probabilities": dict(zip(classes, row, strict=True)),
+                }
+                for label, confidence, row in zip(
+                    predictions.labels, predictions.confidences, probabilities.tolist(), strict=True
+                )
             ]
         }
 

@@ -13,9 +13,11 @@ from pydantic import (
     model_validator,
 )
 
-FeatureType = Literal["number", "category", "text"]
+FeatureType = Literal["number", "category", "text", "boolean"]
 Task = Literal["classification", "regression"]
-InputFormat = Literal["array", "text"]
+InputFormat = Literal["array", "text", "frame"]
+"""How the estimator takes its input: a 2-D array in card order, a list of texts, or a pandas
+DataFrame with the fitted columns (in card order) and dtypes."""
 
 CARD_FILE = "card.json"
 CARD_SCHEMA_VERSION = 1
@@ -41,7 +43,17 @@ class FeatureSpec(BaseModel):
     range: ValueRange | None = None
     categories: list[str] | None = None
     max_length: int | None = None
-    example: float | str | None = None
+    example: bool | int | float | str | None = None
+    nullable: bool = False
+    """`null` is accepted and reaches the model as a missing value (NaN for a number)."""
+    dtype: str | None = None
+    """For a model fitted on a DataFrame: the pandas dtype of its column ("float64", "int64",
+    "bool", "object", "str", "category", ...); None for array models."""
+
+    @property
+    def integer(self) -> bool:
+        """An integer column of a DataFrame model: JSON integers only."""
+        return self.dtype is not None and self.dtype.lower().startswith(("int", "uint"))
 
 
 class NumericBins(BaseModel):
@@ -119,6 +131,10 @@ class ModelCard(BaseModel):
     target: str | None = None
     features: list[FeatureSpec]
     classes: list[str] | None = None
+    """A classifier's classes, as text (the str() of integer and boolean classes too); None for
+    a regressor."""
+    probabilities: bool = True
+    """Whether a classifier answers class probabilities (`predict_proba`)."""
     handles_unknown_categories: bool = False
     numeric_bound: float | None = None
     """The largest magnitude of a numeric feature the estimator takes (bundle/probe.py); None

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lucidserve.bundle.card import FeatureSpec, ValueRange
 
@@ -45,45 +46,89 @@ def describe_numeric(
 
 
 def infer_features(
-    columns: Mapping[str, Sequence[str]], *, max_text_length: int
+    frame: pd.DataFrame,
+    *,
+    max_text_length: int,
+    keep_dtypes: bool,
+    nullable: Collection[str] = (),
 ) -> tuple[list[FeatureSpec], dict[str, np.ndarray]]:
-    """Infer each CSV column's type from its values: numbers, few distinct values, or free text.
+    """Each column's feature type from its pandas dtype and values: numbers, booleans, few
+    distinct values (a category), or free text. A column with blanks, or named in `nullable`,
+    takes `null`. `keep_dtypes` (a model fitted on a DataFrame) records each column's dtype;
+    otherwise booleans are the categories "False" and "True", as an array model saw them.
 
-    Returns the feature specs and the columns converted to arrays (floats for numbers).
+    Returns the feature specs and the columns as arrays (float64 for numbers, object otherwise,
+    NaN for a missing value): what the service's predictor makes of the same values.
     """
+    unknown = sorted(set(nullable) - set(frame.columns))
+    if unknown:
+        raise ValueError(f"--nullable names unknown columns {unknown}")
     specs: list[FeatureSpec] = []
     arrays: dict[str, np.ndarray] = {}
-    for name, raw in columns.items():
-        numbers = _as_floats(raw)
-        if numbers is not None:
-            specs.append(describe_numeric(name, numbers, description=f"{name} (number)"))
-            arrays[name] = numbers
-            continue
-        present = [v for v in raw if v != ""]
-        distinct = sorted(set(present))
-        mean_length = sum(map(len, present)) / max(1, len(present))
-        if len(distinct) <= MAX_CATEGORIES and mean_length < 40 and len(distinct) < len(raw):
-            specs.append(
-                FeatureSpec(
-                    name=name,
-                    type="category",
-                    description=f"{name} (one of {len(distinct)} categories)",
-                    categories=distinct,
-                    example=max(distinct, key=present.count),
-                )
-            )
-        else:
-            specs.append(
-                FeatureSpec(
-                    name=name,
-                    type="text",
-                    description=f"{name} (free text)",
-                    max_length=max_text_length,
-                    example=text_placeholder(present),
-                )
-            )
-        arrays[name] = np.array(list(raw), dtype=object)
+    for name in frame.columns:
+        column = frame[name]
+        missing = bool(column.isna().any()) or name in nullable
+        common = {"name": str(name), "nullable": missing}
+        if keep_dtypes:
+            common["dtype"] = str(column.dtype)
+        spec, values = _describe_column(str(name), column, common, max_text_length, keep_dtypes)
+        specs.append(spec)
+        arrays[str(name)] = values
     return specs, arrays
+
+
+def _describe_column(
+    name: str,
+    column: pd.Series,
+    common: dict[str, Any],
+    max_text_length: int,
+    keep_dtypes: bool,
+) -> tuple[FeatureSpec, np.ndarray]:
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) and keep_dtypes:
+        values = column.to_numpy(dtype=object, na_value=np.nan)
+        return FeatureSpec(
+            type="boolean",
+            description=f"{name} (true or false)",
+            example=bool(column.mode(dropna=True).iloc[0]),
+            **common,
+        ), values
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        spec = describe_numeric(name, numbers, description=f"{name} (number)")
+        update: dict[str, Any] = dict(common)
+        if spec.example is not None and pd.api.types.is_integer_dtype(dtype):
+            update["example"] = round(float(spec.example))
+        return spec.model_copy(update=update), numbers
+    values = np.array([np.nan if _blank(v) else str(v) for v in column.tolist()], dtype=object)
+    present = [v for v in values if isinstance(v, str)]
+    if isinstance(dtype, pd.CategoricalDtype):
+        distinct = [str(c) for c in dtype.categories]
+    else:
+        distinct = sorted(set(present))
+    mean_length = sum(map(len, present)) / max(1, len(present))
+    categorical = isinstance(dtype, pd.CategoricalDtype) or (
+        len(distinct) <= MAX_CATEGORIES and mean_length < 40 and len(distinct) < len(values)
+    )
+    if categorical:
+        return FeatureSpec(
+            type="category",
+            description=f"{name} (one of {len(distinct)} categories)",
+            categories=distinct,
+            example=max(distinct, key=present.count) if present else distinct[0],
+            **common,
+        ), values
+    return FeatureSpec(
+        type="text",
+        description=f"{name} (free text)",
+        max_length=max_text_length,
+        example=text_placeholder(present),
+        **common,
+    ), values
+
+
+def _blank(value: object) -> bool:
+    return value is None or value != value or value == ""  # noqa: PLR0124 - NaN
 
 
 def text_placeholder(texts: Sequence[str]) -> str:
@@ -111,17 +156,15 @@ def given_examples(
         if feature.type == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"--example: {feature.name} is a number, not {value!r}")
-            value = float(value)
+            if feature.integer and value != int(value):
+                raise ValueError(f"--example: {feature.name} is an integer, not {value!r}")
+            value = int(value) if feature.integer else float(value)
+        elif feature.type == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(f"--example: {feature.name} is true or false, not {value!r}")
         elif not isinstance(value, str):
             raise ValueError(f"--example: {feature.name} is a {feature.type}, not {value!r}")
         elif feature.categories is not None and value not in feature.categories:
             raise ValueError(f"--example: {value!r} is not one of {feature.name}'s categories")
         updated.append(feature.model_copy(update={"example": value}))
     return updated
-
-
-def _as_floats(raw: Sequence[str]) -> np.ndarray | None:
-    try:
-        return np.array([float(v) if v != "" else np.nan for v in raw], dtype=np.float64)
-    except ValueError:
-        return None

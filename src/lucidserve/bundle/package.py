@@ -1,8 +1,15 @@
-"""`lucidserve package`: a team's fitted estimator plus a reference sample, made into a bundle."""
+"""`lucidserve package`: a team's fitted estimator plus a reference sample, made into a bundle.
+
+The reference CSV is read as pandas reads it (blanks and "NA" are missing values). An estimator
+fitted on a DataFrame (it has `feature_names_in_`) is served a DataFrame: the card records its
+columns in the fitted order with their dtypes. Columns with blanks take `null`. The task comes
+from the estimator. A model the service cannot serve is refused here, before anything is written:
+no `predict`, several outputs, reference columns that are not the fitted ones, or reference data
+the estimator cannot predict.
+"""
 
 from __future__ import annotations
 
-import csv
 import pickle
 import shutil
 import sys
@@ -12,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import sklearn
+from sklearn.base import is_classifier
 
-from lucidserve.bundle.card import FeatureSpec, InputFormat, ModelCard
+from lucidserve.bundle.card import InputFormat, ModelCard
 from lucidserve.bundle.features import given_examples, infer_features
-from lucidserve.bundle.inputs import model_input
+from lucidserve.bundle.inputs import ModelInput
 from lucidserve.bundle.probe import numeric_bound
 from lucidserve.bundle.reference import build_reference
 from lucidserve.bundle.store import (
@@ -45,6 +54,8 @@ def package(
     max_text_length: int = 10_000,
     trusted: Collection[str] = (),
     examples: Mapping[str, Any] | None = None,
+    nullable: Collection[str] = (),
+    dtypes: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """Build a bundle in `out` from a fitted estimator file and a CSV sample of its inputs.
 
@@ -53,22 +64,39 @@ def package(
     features it names.
     """
     estimator, fmt = _load_estimator(model, trusted)
-    columns = _read_csv(reference)
-    y_true = columns.pop(target) if target is not None else None
-    features, arrays = infer_features(columns, max_text_length=max_text_length)
+    if not callable(getattr(estimator, "predict", None)):
+        raise BundleError(
+            f"{type(estimator).__name__} has no predict method: lucidserve serves classifiers "
+            "and regressors, not transformers"
+        )
+    frame = _read_csv(reference, dtypes or {})
+    if target is not None and target not in frame.columns:
+        raise BundleError(f"--target {target!r} is not a column of {reference}")
+    y_true = frame.pop(target).to_numpy() if target is not None else None
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None:
+        frame = frame[_fitted_columns([str(n) for n in fitted_names], list(frame.columns))]
+    else:
+        _check_width(estimator, list(frame.columns))
+    features, arrays = infer_features(
+        frame,
+        max_text_length=max_text_length,
+        keep_dtypes=fitted_names is not None,
+        nullable=nullable,
+    )
     if examples:
         features = given_examples(features, examples)
-    _check_feature_names(estimator, features)
     input_format: InputFormat = (
-        "text" if len(features) == 1 and features[0].type == "text" else "array"
+        "frame"
+        if fitted_names is not None
+        else "text"
+        if len(features) == 1 and features[0].type == "text"
+        else "array"
     )
-    x = model_input([arrays[f.name] for f in features], input_format)
-    predictions = np.asarray(estimator.predict(x))
-    is_classifier = hasattr(estimator, "classes_") and hasattr(estimator, "predict_proba")
-    classes = [str(c) for c in estimator.classes_] if is_classifier else None
-    metrics: dict[str, float] = {"reference_rows": float(len(predictions))}
-    if y_true is not None and classes is not None:
-        metrics["reference_accuracy"] = float(np.mean(predictions.astype(str) == np.array(y_true)))
+    x = ModelInput(features, input_format)([arrays[f.name] for f in features])
+    predictions = _predict_reference(estimator, x)
+    classes = _classes(estimator)
+    metrics = _reference_metrics(predictions, y_true, classes)
     card: dict[str, Any] = {
         "name": name or model.stem,
         "version": version,
@@ -80,6 +108,7 @@ def package(
         "target": target,
         "features": features,
         "classes": classes,
+        "probabilities": classes is not None and hasattr(estimator, "predict_proba"),
         "handles_unknown_categories": handles_unknown_categories,
         "numeric_bound": numeric_bound(estimator, features, input_format),
         "metrics": metrics,
@@ -118,27 +147,82 @@ def _load_estimator(path: Path, trusted: Collection[str]) -> tuple[Any, str]:
         return pickle.load(handle), fmt  # noqa: S301 - the trust warning above is printed
 
 
-def _read_csv(path: Path) -> dict[str, list[str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise BundleError(f"{path} has no header row")
-        columns: dict[str, list[str]] = {name: [] for name in reader.fieldnames}
-        for row in reader:
-            for name, values in columns.items():
-                values.append(row.get(name) or "")
-    if not next(iter(columns.values())):
+def _read_csv(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path} is not a CSV file with a header row: {exc}") from None
+    if frame.empty:
         raise BundleError(f"{path} has no data rows")
-    return columns
+    unknown = sorted(set(dtypes) - set(frame.columns))
+    if unknown:
+        raise BundleError(f"--dtype names columns {unknown} that {path} does not have")
+    try:
+        return frame.astype(dict(dtypes)) if dtypes else frame
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"--dtype: {exc}") from None
 
 
-def _check_feature_names(estimator: Any, features: list[FeatureSpec]) -> None:
-    expected = getattr(estimator, "feature_names_in_", None)
-    if expected is not None and list(expected) != [f.name for f in features]:
+def _fitted_columns(fitted: list[str], found: list[str]) -> list[str]:
+    """The fitted columns, in the fitted order; a BundleError naming any difference."""
+    missing = [c for c in fitted if c not in found]
+    extra = [c for c in found if c not in fitted]
+    if missing or extra:
         raise BundleError(
-            f"the estimator was fitted on columns {list(expected)}, "
-            f"the reference data has {[f.name for f in features]}"
+            "the reference data's columns are not the ones the estimator was fitted on "
+            f"(feature_names_in_): missing {missing}, not fitted on {extra}; give the target "
+            "column with --target and drop any other"
         )
+    return fitted
+
+
+def _check_width(estimator: Any, found: list[str]) -> None:
+    expected = getattr(estimator, "n_features_in_", None)
+    if isinstance(expected, int) and expected != len(found):
+        raise BundleError(
+            f"the estimator was fitted on {expected} columns, the reference data has "
+            f"{len(found)}: {found}; give the target column with --target"
+        )
+
+
+def _predict_reference(estimator: Any, x: Any) -> np.ndarray:
+    """The estimator's predictions for the reference data: one value per row."""
+    try:
+        predictions = np.asarray(estimator.predict(x))
+    except Exception as exc:
+        raise BundleError(
+            f"the estimator cannot predict the reference data: {' '.join(str(exc).split())}"
+        ) from None
+    if predictions.ndim != 1 or isinstance(getattr(estimator, "classes_", None), list):
+        raise BundleError(
+            f"predict returns an array of shape {predictions.shape}: "
+            "multi-output models are not served; package one model per output"
+        )
+    return predictions
+
+
+def _classes(estimator: Any) -> list[str] | None:
+    """A classifier's classes as text (integers and booleans too); None for a regressor."""
+    if not (is_classifier(estimator) or hasattr(estimator, "classes_")):
+        return None
+    return [str(c) for c in estimator.classes_]
+
+
+def _reference_metrics(
+    predictions: np.ndarray, y_true: np.ndarray | None, classes: list[str] | None
+) -> dict[str, float]:
+    metrics: dict[str, float] = {"reference_rows": float(len(predictions))}
+    if y_true is None:
+        return metrics
+    if classes is not None:
+        metrics["reference_accuracy"] = float(
+            np.mean(predictions.astype(str) == y_true.astype(str))
+        )
+    else:
+        errors = predictions.astype(np.float64) - y_true.astype(np.float64)
+        metrics["reference_mae"] = float(np.mean(np.abs(errors)))
+        metrics["reference_rmse"] = float(np.sqrt(np.mean(errors**2)))
+    return metrics
 
 
 def _write_original(out: Path, model: Path, fmt: str, card_fields: dict[str, Any]) -> ModelCard:

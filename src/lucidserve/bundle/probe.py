@@ -4,8 +4,9 @@ Trees compare in float32, so a forest refuses a finite float64 beyond about 3.4e
 contains infinity or a value too large for dtype('float32')"), and a linear model may overflow to
 NaN probabilities long before float64's limit. The bundle records the largest of float64's and
 float32's largest finite values for which the estimator answers with finite outputs when every
-numeric feature of an example row takes it (positive and negative), and the request schema bounds
-numeric features by it, so such values are a 422 that names the sample and the feature.
+numeric feature of an example row takes it (positive and negative; integer columns of a DataFrame
+keep their example), and the request schema bounds numeric features by it, so such values are a
+422 that names the sample and the feature.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lucidserve.bundle.card import FeatureSpec, InputFormat
-from lucidserve.bundle.inputs import model_input
+from lucidserve.bundle.inputs import ModelInput
 
 CANDIDATES = (float(np.finfo(np.float64).max), float(np.finfo(np.float32).max))
 
@@ -41,12 +42,12 @@ def _answers(
     estimator: Any, features: Sequence[FeatureSpec], input_format: InputFormat, value: float
 ) -> bool:
     columns = [
-        np.array([value], dtype=np.float64)
+        np.array([value if f.type == "number" and not f.integer else f.example], dtype=np.float64)
         if f.type == "number"
         else np.array([f.example], dtype=object)
         for f in features
     ]
-    x = model_input(columns, input_format)
+    x = ModelInput(features, input_format)(columns)
     predict = getattr(estimator, "predict_proba", None) or estimator.predict
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")

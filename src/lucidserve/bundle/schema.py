@@ -2,10 +2,12 @@
 
 Samples validate straight from the request bytes (`TypeAdapter.validate_json`) into plain dicts:
 numbers are strict, finite and within what the estimator can take (the card's `numeric_bound`),
+integers (an integer column of a DataFrame model) are JSON integers, booleans JSON booleans,
 categories must be among the training categories (unless the model declares it handles unknown
-ones), text has a maximum length. The row limit is the list's `max_length`, which pydantic checks
-before it validates any sample. Which fields a sample has is checked by the caller, once per
-sample (api/intake.py): here every field is optional and unknown ones pass (`extra="allow"`),
+ones), text has a maximum length, and `null` is accepted for a nullable feature only. The row
+limit is the list's `max_length`, which pydantic checks before it validates any sample. Which
+fields a sample has is checked by the caller, once per sample (api/intake.py): here every field
+is optional and unknown ones pass (`extra="allow"`),
 because pydantic would build one error per unknown field, and each "missing" error copies the
 whole sample (a 1 MB sample with 90,000 unknown keys and no feature cost 100 ms to refuse).
 The OpenAPI document states the real contract: every feature required, no other field.
@@ -20,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from lucidserve.bundle.card import FeatureSpec, ModelCard
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ _typed_dict: Any = TypedDict
 
 
 def _field_type(feature: FeatureSpec, card: ModelCard, max_text_length: int) -> Any:
-    """The annotated type of one feature: its constraints plus what /docs shows of it."""
+    """The annotated type of one feature: its constraints plus what /docs shows of it; `null`
+    too when the feature is nullable."""
     description = feature.description
     extra: dict[str, Any] = {}
     if feature.unit:
@@ -109,40 +114,67 @@ def _field_type(feature: FeatureSpec, card: ModelCard, max_text_length: int) -> 
     if feature.range is not None:
         extra["x-observed-range"] = [feature.range.min, feature.range.max]
         description += f" Observed in training: {feature.range.min:g} to {feature.range.max:g}."
+    if feature.nullable:
+        description += " May be null (a missing value)."
     documented: dict[str, Any] = {
         "description": description.strip(),
         "examples": [feature.example] if feature.example is not None else None,
         "json_schema_extra": extra,
     }
+    value = _value_type(feature, card, max_text_length)
+    return Annotated[value | None if feature.nullable else value, Field(**documented)]
+
+
+def _value_type(feature: FeatureSpec, card: ModelCard, max_text_length: int) -> Any:
+    """A feature's present value: a bounded number, an integer, a boolean, one of the
+    categories, or text of bounded length."""
+    if feature.type == "number" and feature.integer:
+        return Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
     if feature.type == "number":
         bound = card.numeric_bound
         low, high = (None, None) if bound is None else (-bound, bound)
-        return Annotated[
-            float, Field(strict=True, allow_inf_nan=False, ge=low, le=high, **documented)
-        ]
+        return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=low, le=high)]
+    if feature.type == "boolean":
+        return Annotated[bool, Field(strict=True)]
     if feature.type == "category" and feature.categories and not card.handles_unknown_categories:
-        return Annotated[Literal[tuple(feature.categories)], Field(**documented)]
+        return Literal[tuple(feature.categories)]
     limit = min(feature.max_length or max_text_length, max_text_length)
-    return Annotated[str, Field(strict=True, max_length=limit, **documented)]
+    return Annotated[str, Field(strict=True, max_length=limit)]
 
 
-class Prediction(BaseModel):
-    """One sample's prediction."""
+class ClassPrediction(BaseModel):
+    """A classifier's prediction for one sample."""
 
-    label: str = Field(description="The predicted class (or the predicted value, as text).")
-    probability: float | None = Field(description="Probability of the predicted label.")
-    probabilities: dict[str, float] | None = Field(
-        default=None, description="Probability of every class."
+    label: str = Field(description="The predicted class.")
+    probability: float | None = Field(
+        description="Probability of the predicted class (null: the model has no probabilities)."
     )
-    value: float | None = Field(default=None, description="The predicted value (regressors).")
+    probabilities: dict[str, float] | None = Field(description="Probability of every class.")
 
 
-class PredictResponse(BaseModel):
-    """The answer to POST /v1/predict: one prediction per sample, in order."""
+class ValuePrediction(BaseModel):
+    """A regressor's prediction for one sample."""
 
-    model_config = ConfigDict(protected_namespaces=())
+    value: float = Field(description="The predicted value.")
 
-    predictions: list[Prediction]
+
+class ClassificationResponse(BaseModel):
+    """The answer to POST /v1/predict for a classifier: one prediction per sample, in order."""
+
+    model_config = ConfigDict(protected_namespaces=(), title="PredictResponse")
+
+    predictions: list[ClassPrediction]
+    model_name: str
+    model_version: str
+    request_id: str
+
+
+class RegressionResponse(BaseModel):
+    """The answer to POST /v1/predict for a regressor: one value per sample, in order."""
+
+    model_config = ConfigDict(protected_namespaces=(), title="PredictResponse")
+
+    predictions: list[ValuePrediction]
     model_name: str
     model_version: str
     request_id: str

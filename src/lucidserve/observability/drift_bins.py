@@ -126,6 +126,8 @@ def _categorical_binner(categories: list[str]) -> Binner:
     """
     other, missing_bin = len(categories), len(categories) + 1
     lookup: dict[object, int] = {c: i for i, c in enumerate(categories)}
+    # A boolean feature's reference holds its values as text ("False", "True").
+    lookup.update({flag: lookup[str(flag)] for flag in (False, True) if str(flag) in lookup})
     lookup.update(dict.fromkeys(MISSING_CATEGORY_KEYS, missing_bin))
 
     def bin_index(values: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lucidserve.bundle.card import DriftReference, NumericBins
+
 # Sub-millisecond to 10 s: a fast model answers in a few ms, a slow dependency shows up at the top.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -116,7 +118,10 @@ class ServiceMetrics:
     queue_duration: Histogram
     batch_rows: Histogram
     queue_rows: Gauge
-    confidence: Histogram
+    confidence: Histogram | None
+    """Classifiers only."""
+    value: Histogram | None
+    """Regressors only: the predicted values, in buckets from the reference's predictions."""
     shed: Counter
     expired: Counter
     errors: Counter
@@ -125,10 +130,22 @@ class ServiceMetrics:
     log_records_dropped: Counter
 
 
+def value_buckets(reference: DriftReference | None) -> tuple[float, ...]:
+    """A regressor's predicted-value buckets: the reference predictions' bin edges (near their
+    deciles, bundle/reference.py), or prometheus_client's defaults without a reference."""
+    if reference is not None and isinstance(reference.prediction, NumericBins):
+        return tuple(reference.prediction.edges)
+    return tuple(b for b in Histogram.DEFAULT_BUCKETS if b != float("inf"))
+
+
 def build_metrics(
-    registry: CollectorRegistry | None, model_name: str, model_version: str
+    registry: CollectorRegistry | None,
+    model_name: str,
+    model_version: str,
+    value_buckets: tuple[float, ...] | None = None,
 ) -> ServiceMetrics:
-    """Create every metric object, registered in `registry`.
+    """Create every metric object, registered in `registry`. A regressor (`value_buckets` given)
+    gets the predicted-value histogram, a classifier the confidence histogram.
 
     In multiprocess mode pass None: values live in the workers' files and /metrics reads them all.
     """
@@ -184,10 +201,19 @@ def build_metrics(
         queue_rows=model_gauge(
             "model_queue_rows", "Rows waiting for inference in the batching queue.", "livesum"
         ),
-        confidence=model_histogram(
+        confidence=None
+        if value_buckets is not None
+        else model_histogram(
             "model_prediction_confidence",
             "Probability of the predicted label, per predicted sample.",
             CONFIDENCE_BUCKETS,
+        ),
+        value=None
+        if value_buckets is None
+        else model_histogram(
+            "model_prediction_value",
+            "A regressor's predicted value, per predicted sample.",
+            value_buckets,
         ),
         shed=model_counter(
             "model_requests_shed", "Requests refused with 503 because the inference queue was full."

@@ -44,6 +44,7 @@ from lucidserve.observability.metrics import (
     build_metrics,
     local_drift_counts,
     shared_drift_counts,
+    value_buckets,
 )
 from lucidserve.settings import Settings
 
@@ -135,11 +136,14 @@ class Observability:
         self,
         request_id: str,
         samples: Sequence[dict[str, Any]],
-        labels: list[Any],
+        labels: list[str] | None,
         confidences: list[float] | None,
+        values: list[float] | None,
         started: float | None,
     ) -> None:
-        """A request's predictions: counted by label, confidences, a log line per sample."""
+        """A request's predictions: a classifier's counted by label with their confidences, a
+        regressor's values in a histogram; a log line per sample (`label` and `probability`, or
+        `value`)."""
         if not self._log_predictions or not self._prediction_lines.enabled():
             return
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3) if started else None
@@ -152,10 +156,14 @@ class Observability:
                 "model_version": card.version,
                 "input_hash": self._hash_input(sample),
                 "input_hash_scheme": self._hash_input.scheme,
-                "label": labels[i],
-                "probability": confidences[i] if confidences is not None else None,
-                "latency_ms": latency_ms,
             }
+            if values is not None:
+                fields["value"] = values[i]
+            else:
+                assert labels is not None
+                fields["label"] = labels[i]
+                fields["probability"] = confidences[i] if confidences is not None else None
+            fields["latency_ms"] = latency_ms
             if self._log_inputs:
                 fields["inputs"] = sample
             self._prediction_lines.emit(logging.INFO, "prediction", fields)
@@ -211,7 +219,12 @@ class ProcessObservability(Observability):
         super().__init__(settings, card, events)
         self._clock = clock
         self.exposition = CollectorRegistry()
-        self._metrics = m = build_metrics(self._metrics_registry(), card.name, card.version)
+        self._metrics = m = build_metrics(
+            self._metrics_registry(),
+            card.name,
+            card.version,
+            value_buckets(card.drift) if card.classes is None else None,
+        )
         self._request_duration = m.request_duration
         self._active = m.active_requests
         # The request's label children, by the values the request gives. prometheus_client's
@@ -291,20 +304,25 @@ class ProcessObservability(Observability):
         self,
         request_id: str,
         samples: Sequence[dict[str, Any]],
-        labels: list[Any],
+        labels: list[str] | None,
         confidences: list[float] | None,
+        values: list[float] | None,
         started: float | None,
     ) -> None:
-        predicted = self._predicted
-        for label in labels:
-            child = predicted.get(label)
-            if child is not None:
-                child.inc()
-        if confidences is not None:
-            observe = self._metrics.confidence.observe
-            for confidence in confidences:
-                observe(confidence)
-        super().record_predictions(request_id, samples, labels, confidences, started)
+        if labels is not None:
+            predicted = self._predicted
+            for label in labels:
+                child = predicted.get(label)
+                if child is not None:
+                    child.inc()
+        confidence, value = self._metrics.confidence, self._metrics.value
+        if confidences is not None and confidence is not None:
+            for observed in confidences:
+                confidence.observe(observed)
+        if values is not None and value is not None:
+            for observed in values:
+                value.observe(observed)
+        super().record_predictions(request_id, samples, labels, confidences, values, started)
 
     def record_queue_wait(self, seconds: float) -> None:
         self._metrics.queue_duration.observe(seconds)

@@ -36,6 +36,8 @@ from tests.support.frame_models import (
 )
 from tests.support.processes import Service, start_service, wait_until
 
+pytestmark = pytest.mark.slow
+
 # skops trusts scikit-learn's own types; these two it does not by default (see save_* in
 # tests/support/frame_models.py): the pipeline's fitted dtypes and the regressor's trees.
 CHURN_TRUST = ("--trust", "numpy.dtype")

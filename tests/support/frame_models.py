@@ -138,6 +138,10 @@ def save_churn_model(
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / f"{stem}-{classes}.skops"
     _dump(estimator, model_path)
+    if fitted_on == "array":
+        # An array holds the boolean as the number it was fitted on (the packager would read
+        # True and False in a CSV as the categories an array model of strings saw).
+        frame = frame.astype(dict.fromkeys(CHURN_BOOLEAN, "int64"))
     reference = directory / f"{stem}-{classes}.csv"
     write_reference(reference, frame.assign(**{CHURN_TARGET: y}))
     return SavedModel(estimator, model_path, reference, frame, CHURN_TARGET)

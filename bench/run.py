@@ -358,7 +358,7 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
         {
             "name": f["name"],
             "shape": [1],
-            "datatype": _v2_datatype(f),
+            "datatype": "FP64" if f["type"] == "number" else "BYTES",
             "data": [sample[f["name"]]],
         }
         for f in card["features"]
@@ -366,15 +366,6 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     v2_body_file = work / "bodies" / f"{name}-v2.json"
     v2_body_file.write_text(json.dumps({"inputs": tensors}))
     return Model(name, bundle, body_file, v2_body_file, card["name"])
-
-
-def _v2_datatype(feature: dict[str, Any]) -> str:
-    """The tensor datatype a V2 client sends a feature as."""
-    if feature["type"] == "boolean":
-        return "BOOL"
-    if feature["type"] == "number":
-        return "INT64" if str(feature.get("dtype") or "").startswith("int") else "FP64"
-    return "BYTES"
 
 
 def _datasets(options: argparse.Namespace) -> list[str]:

@@ -42,6 +42,8 @@ pytestmark = pytest.mark.slow
 # tests/support/frame_models.py): the pipeline's fitted dtypes and the regressor's trees.
 CHURN_TRUST = ("--trust", "numpy.dtype")
 DIABETES_TRUST = ("--trust", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+# No blank in the reference, nullable because the packager says so (the trees take NaN anywhere).
+DECLARED_NULLABLE = "age"
 TOLERANCE = 1e-9
 BATCH = 100
 DRIFT_ROWS = 1000  # over the default minimum sample size (500), per traffic
@@ -85,9 +87,11 @@ def churn_bool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A HistGradientBoostingRegressor on the diabetes DataFrame, with blanks in two columns."""
+    """A HistGradientBoostingRegressor on the diabetes DataFrame, with blanks in two columns and
+    a third declared nullable."""
     tmp = tmp_path_factory.mktemp("diabetes")
-    yield from serve(save_diabetes_regressor(tmp), tmp, *DIABETES_TRUST)
+    extra = (*DIABETES_TRUST, "--nullable", DECLARED_NULLABLE)
+    yield from serve(save_diabetes_regressor(tmp), tmp, *extra)
 
 
 def predict(service: Service, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,6 +140,8 @@ def test_churn_card_describes_the_frame_its_dtypes_and_nullable_features(churn: 
     assert features["monthly_charges"]["dtype"] == "float64"
     assert features["contract"]["type"] == "category"
     assert features["contract"]["dtype"] in ("str", "object")
+    paperless = card["drift"]["features"]["paperless"]
+    assert (paperless["kind"], set(paperless["categories"])) == ("categorical", {"False", "True"})
 
 
 def test_churn_answers_the_in_process_probabilities_whatever_the_key_order(churn: Served) -> None:
@@ -232,11 +238,10 @@ def test_boolean_classes_are_labelled_false_and_true_everywhere(churn_bool: Serv
 
 @pytest.fixture(scope="module")
 def diabetes_predictions(diabetes: Served) -> dict[str, Any]:
-    """Every diabetes row, then 20 rows with blanks in the nullable columns: served values, the
-    in-process ones, and the request id of the first request."""
-    frame = pd.concat(
-        [diabetes.saved.frame, with_extra_nulls(diabetes.saved.frame, DIABETES_NULLABLE, 3)]
-    )
+    """Every diabetes row, then 20 rows with blanks in the nullable columns (the declared one
+    too): served values, the in-process ones, and the request id of the first request."""
+    nullable = (*DIABETES_NULLABLE, DECLARED_NULLABLE)
+    frame = pd.concat([diabetes.saved.frame, with_extra_nulls(diabetes.saved.frame, nullable, 3)])
     rows = shuffled_keys(samples(frame), seed=4)
     first = diabetes.service.client.post("/v1/predict", json={"samples": rows[:BATCH]})
     assert first.status_code == 200, first.text
@@ -251,7 +256,8 @@ def diabetes_predictions(diabetes: Served) -> dict[str, Any]:
 def test_diabetes_card_is_a_regression_with_numeric_prediction_bins(diabetes: Served) -> None:
     card = diabetes.card
     assert (card["task"], card["classes"], card["input_format"]) == ("regression", None, "frame")
-    assert {f["name"] for f in card["features"] if f["nullable"]} == set(DIABETES_NULLABLE)
+    nullable = {f["name"] for f in card["features"] if f["nullable"]}
+    assert nullable == {*DIABETES_NULLABLE, DECLARED_NULLABLE}
     prediction = card["drift"]["prediction"]
     assert prediction["kind"] == "numeric"
     assert prediction["bins"][-1] == "missing"

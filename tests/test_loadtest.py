@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -52,13 +53,13 @@ def reviews_card() -> dict[str, Any]:
     colours = ["red"] * 50 + ["green"] * 30 + ["blue"] * 15 + ["violet"] * 5
     words = ["good", "bad", "parcel", "late", "price", "refund", "fast", "broken", "love"]
     columns = {
-        "price": [f"{rng.uniform(1, 100):.2f}" for _ in range(300)],
+        "price": [round(rng.uniform(1, 100), 2) for _ in range(300)],
         "colour": [rng.choice(colours) for _ in range(300)],
         "text": [
             " ".join(rng.choice(words) for _ in range(rng.randint(1, 30))) for _ in range(300)
         ],
     }
-    specs, arrays = infer_features(columns, max_text_length=2000)
+    specs, arrays = infer_features(pd.DataFrame(columns), max_text_length=2000, keep_dtypes=False)
     assert [s.type for s in specs] == ["number", "category", "text"]
     predictions = np.array([rng.choice(["happy", "unhappy"]) for _ in range(300)])
     reference = build_reference(specs, arrays, predictions, ["happy", "unhappy"])

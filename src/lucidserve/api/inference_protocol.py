@@ -2,12 +2,14 @@
 
 GET /v2/health/live|ready, /v2 (server metadata), /v2/models/{name}[/versions/{version}][/ready];
 POST .../infer. Inputs: one tensor `input` of shape [N, n_features] (an all-numeric model), or one
-tensor per feature named as in the card ([N] or [N, 1]; numbers, BYTES for categories and text),
-as JSON `data` or binary (api/tensors.py). They become the sample dicts /v1 validates, with the
-same schema, then go through /v1's queue and recording (api/predict.py: PredictHandler), so a
-sample gets the same input hash, metrics, drift counts and spans whichever API it came through.
-Outputs: `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]) for a classifier, `value`
-(FP64 [N]) for a regressor. Errors are {"error": message} (api/errors.py).
+tensor per feature named as in the card ([N] or [N, 1]; numbers, INT* for an integer column,
+BOOL for booleans, BYTES for categories and text), as JSON `data` or binary (api/tensors.py).
+They become the sample dicts /v1 validates, with the same schema, then go through /v1's queue and
+recording (api/predict.py: PredictHandler), so a sample gets the same input hash, metrics, drift
+counts and spans whichever API it came through.
+Outputs: `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes], when the classifier has
+them) for a classifier, `value` (FP64 [N]) for a regressor. A V2 tensor has no null: a missing
+value is sent through /v1. Errors are {"error": message} (api/errors.py).
 """
 
 from __future__ import annotations
@@ -127,14 +129,21 @@ def model_metadata(card: ModelCard) -> dict[str, Any]:
     if all(f.type == "number" for f in card.features):
         inputs.append({"name": SINGLE_INPUT, "datatype": "FP64", "shape": [-1, n]})
     for feature in card.features:
-        datatype = "FP64" if feature.type == "number" else "BYTES"
+        datatype = (
+            ("INT64" if feature.integer else "FP64")
+            if feature.type == "number"
+            else "BOOL"
+            if feature.type == "boolean"
+            else "BYTES"
+        )
         inputs.append({"name": feature.name, "datatype": datatype, "shape": [-1]})
-    if card.task == "classification":
-        classes = list(card.classes or [])
-        outputs = [
-            {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]},
-        ]
+    if card.classes is not None:
+        classes = list(card.classes)
+        outputs = [{"name": "label", "datatype": "BYTES", "shape": [-1]}]
+        if card.probabilities:
+            outputs.append(
+                {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]}
+            )
         parameters: dict[str, Any] = {"task": card.task, "classes": classes}
     else:
         outputs = [{"name": "value", "datatype": "FP64", "shape": [-1]}]
@@ -242,7 +251,7 @@ def _request_body() -> dict[str, Any]:
         "required": ["name", "datatype", "shape"],
         "properties": {
             "name": {"type": "string"},
-            "datatype": {"type": "string", "enum": ["BYTES", *NUMERIC_TYPES]},
+            "datatype": {"type": "string", "enum": ["BYTES", "BOOL", *NUMERIC_TYPES]},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "data": {"type": "array"},
             "parameters": {"type": "object"},
@@ -259,6 +268,15 @@ def _request_body() -> dict[str, Any]:
         },
     }
     return {"required": True, "content": {_JSON: {"schema": schema}}}
+
+
+# The tensor datatype each feature type takes; a number takes any numeric type.
+_DATATYPES = {
+    "number": "a number type (FP64, FP32, INT*)",
+    "boolean": "BOOL",
+    "category": "BYTES",
+    "text": "BYTES",
+}
 
 
 class _Protocol:
@@ -417,8 +435,10 @@ class _Protocol:
                         f"Input {tensor.name[:80]!r} must have shape [N] or [N, 1], "
                         f"not {list(tensor.shape)}."
                     )
-                if (kind == "number") != (tensor.datatype != "BYTES"):
-                    expected = "a number type (FP64, FP32, INT*)" if kind == "number" else "BYTES"
+                expected = _DATATYPES[kind]
+                if (tensor.datatype in ("BYTES", "BOOL") or kind != "number") and (
+                    tensor.datatype != expected
+                ):
                     raise bad_request(f"Input {tensor.name[:80]!r} must be {expected}.")
                 if rows is None:
                     rows = tensor.shape[0]

@@ -34,18 +34,22 @@ NUMERIC_TYPES: dict[str, str] = {
 HEADER = "inference-header-content-length"
 
 
+Values = np.ndarray | list[str] | list[bool]
+"""A tensor's values, flat: numbers (float64, or the integer type sent), strings or booleans."""
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "bad_request", message)
 
 
 @dataclass(frozen=True)
 class Tensor:
-    """One decoded input: its name, datatype, shape and values (floats or strings), flat."""
+    """One decoded input: its name, datatype, shape and values, flat."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
-    values: np.ndarray | list[str]
+    values: Values
 
 
 def split_body(raw: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
@@ -95,7 +99,9 @@ def _decode(item: dict[str, Any], binary: bytes, offset: int) -> tuple[Tensor, i
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str):
         raise bad_request("Every input needs a name.")
-    if not isinstance(datatype, str) or (datatype != "BYTES" and datatype not in NUMERIC_TYPES):
+    if not isinstance(datatype, str) or (
+        datatype not in ("BYTES", "BOOL") and datatype not in NUMERIC_TYPES
+    ):
         raise bad_request(f"Input {name[:80]!r}: unsupported datatype {str(datatype)[:20]!r}.")
     if (
         not isinstance(shape, list)
@@ -132,30 +138,40 @@ def _flat(data: Any) -> list[Any]:
     return flat
 
 
-def _from_json(name: str, datatype: str, data: list[Any], count: int) -> np.ndarray | list[str]:
+def _from_json(name: str, datatype: str, data: list[Any], count: int) -> Values:
     if len(data) != count:
         raise bad_request(f"Input {name[:80]!r}: {len(data)} values for its shape ({count}).")
     if datatype == "BYTES":
         if not all(type(v) is str for v in data):
             raise bad_request(f"Input {name[:80]!r}: BYTES data must be strings.")
         return data
-    if not all(type(v) is int or type(v) is float for v in data):
-        raise bad_request(f"Input {name[:80]!r}: {datatype} data must be numbers.")
+    if datatype == "BOOL":
+        if not all(type(v) is bool for v in data):
+            raise bad_request(f"Input {name[:80]!r}: BOOL data must be true or false.")
+        return data
+    floating = datatype.startswith("FP")
+    if not all(type(v) is int or (floating and type(v) is float) for v in data):
+        kind = "numbers" if floating else "integers"
+        raise bad_request(f"Input {name[:80]!r}: {datatype} data must be {kind}.")
     try:
-        return np.asarray(data, dtype=np.float64)
+        return np.asarray(data, dtype=np.float64 if floating else NUMERIC_TYPES[datatype])
     except OverflowError:
-        raise bad_request(f"Input {name[:80]!r}: a number is out of range.") from None
+        raise bad_request(f"Input {name[:80]!r}: a value is out of range for {datatype}.") from None
 
 
-def _from_binary(name: str, datatype: str, chunk: bytes, count: int) -> np.ndarray | list[str]:
+def _from_binary(name: str, datatype: str, chunk: bytes, count: int) -> Values:
     if datatype != "BYTES":
-        dtype = np.dtype(NUMERIC_TYPES[datatype])
+        dtype = np.dtype("?" if datatype == "BOOL" else NUMERIC_TYPES[datatype])
         if len(chunk) != count * dtype.itemsize:
             raise bad_request(
                 f"Input {name[:80]!r}: {len(chunk)} bytes of binary data for {count} "
                 f"{datatype} values."
             )
-        return np.frombuffer(chunk, dtype=dtype).astype(np.float64)
+        numbers = np.frombuffer(chunk, dtype=dtype)
+        if datatype == "BOOL":
+            return [bool(v) for v in numbers.tolist()]
+        # Integer tensors stay whole numbers (an integer feature takes no 3.0).
+        return numbers.astype(np.float64) if datatype.startswith("FP") else numbers
     values: list[str] = []
     position = 0
     while position < len(chunk):

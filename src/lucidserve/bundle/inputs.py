@@ -47,12 +47,14 @@ class ModelInput:
 def _frame_column(feature: FeatureSpec) -> Column:
     """How one validated column becomes the fitted column of a DataFrame."""
     dtype = feature.dtype or "object"
-    if dtype in ("float64", "object"):
+    if dtype == "float64":
         return _unchanged
+    if dtype == "object":  # as it is: pandas would infer its string dtype from an object array
+        return lambda values: pd.Series(values, dtype=object, copy=False)
     if feature.nullable and (feature.integer or dtype == "bool"):
         # pandas reads an integer or boolean column with blanks as float64 or object; a column
         # declared nullable by the packager is handed over the same way.
-        return _unchanged
+        return lambda values: pd.Series(values, copy=False)
     if dtype == "category":
         categorical = pd.CategoricalDtype(categories=feature.categories)
         return lambda values: pd.Categorical(values, dtype=categorical)

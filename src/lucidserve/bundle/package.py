@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.base import is_classifier
 
 from lucidserve.bundle.card import InputFormat, ModelCard
 from lucidserve.bundle.features import given_examples, infer_features
@@ -202,8 +201,10 @@ def _predict_reference(estimator: Any, x: Any) -> np.ndarray:
 
 
 def _classes(estimator: Any) -> list[str] | None:
-    """A classifier's classes as text (integers and booleans too); None for a regressor."""
-    if not (is_classifier(estimator) or hasattr(estimator, "classes_")):
+    """A classifier's classes as text (integers and booleans too); None for a regressor. A
+    fitted classifier has `classes_` (a pipeline shows its last step's), whether or not it
+    derives from scikit-learn's classes."""
+    if not hasattr(estimator, "classes_"):
         return None
     return [str(c) for c in estimator.classes_]
 

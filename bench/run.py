@@ -358,7 +358,7 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
         {
             "name": f["name"],
             "shape": [1],
-            "datatype": "FP64" if f["type"] == "number" else "BYTES",
+            "datatype": _v2_datatype(f),
             "data": [sample[f["name"]]],
         }
         for f in card["features"]
@@ -366,6 +366,16 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     v2_body_file = work / "bodies" / f"{name}-v2.json"
     v2_body_file.write_text(json.dumps({"inputs": tensors}))
     return Model(name, bundle, body_file, v2_body_file, card["name"])
+
+
+def _v2_datatype(feature: dict[str, Any]) -> str:
+    """The tensor datatype the service's V2 metadata gives a feature."""
+    if feature["type"] == "boolean":
+        return "BOOL"
+    if feature["type"] == "number":
+        integer = str(feature.get("dtype") or "").lower().startswith(("int", "uint"))
+        return "INT64" if integer else "FP64"
+    return "BYTES"
 
 
 def _datasets(options: argparse.Namespace) -> list[str]:

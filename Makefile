@@ -86,8 +86,9 @@ loadtest: install $(if $(LOADTEST_URL),,train) ## headless Locust run (LOADTEST_
 		--out reports/loadtest --shape $(LOADTEST_SHAPE) $(LOADTEST_ARGS)
 
 # Benchmark (bench/, wrk; bench/README.md): observability off (A), on (B), on without batching (C),
-# on the iris forest and the breast-cancer pipeline; one table per model, ratios, targets; JSON in
-# reports/bench.json. About 10 minutes by default; e.g. BENCH_ARGS="--duration 5 --repetitions 2".
+# on the iris forest, the breast-cancer pipeline and a DataFrame pipeline beside its array twin; one
+# table per model, ratios, targets; JSON in reports/bench.json. About 20 minutes by default;
+# e.g. BENCH_ARGS="--duration 5 --repetitions 2" or BENCH_ARGS="--models churn".
 BENCH_ARGS ?=
 
 bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); reports/bench.json
@@ -96,7 +97,7 @@ bench: install ## wrk benchmark: observability off/on/unbatched (BENCH_ARGS); re
 # Where observability's cost goes: B and B with one part off at a time, at 64 connections; each
 # variant's server CPU per request minus B's is that part's cost, negated. About 12 minutes.
 bench-costs: install ## per-part cost of observability: make bench with all of B's variants (BENCH_ARGS); reports/costs.json
-	$(BIN)/python -m bench.run --concurrency 64 --configs A,B,variants --json-out reports/costs.json $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --models iris,breast_cancer --concurrency 64 --configs A,B,variants --json-out reports/costs.json $(BENCH_ARGS)
 
 # Memory and start-up by worker count (1, 2, 4) on a generated forest (about 75 MB; BENCH_ARGS=--big
 # for about 240 MB), with the throughput of a short wrk run with and without a scrape of the metrics

@@ -4,8 +4,10 @@
 
 Loads the bundle in-process, builds rows from the card's example values, and prints one JSON
 object: per batch size (1 and 64 rows), the median milliseconds per call over N calls and
-microseconds per row. The benchmark runs it in its own process, pinned to one CPU, as the
-service's single worker is.
+microseconds per row, and apart from it the median time the service takes to build the estimator's
+input from the validated columns (a 2-D array, or for a model fitted on a DataFrame the
+DataFrame). The benchmark runs it in its own process, pinned to one CPU, as the service's single
+worker is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +42,15 @@ def measure_floor(bundle_dir: Path, calls: int, row_counts: Sequence[int]) -> di
         x = model_input(columns)
         for _ in range(WARMUP_CALLS):
             predict(x)
-        timings = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            predict(x)
-            timings.append(time.perf_counter() - started)
-        per_call = statistics.median(timings)
+        per_call = _median_seconds(predict, x, calls)
+        per_input = _median_seconds(model_input, columns, calls)
         results.append(
             {
                 "rows": rows,
                 "calls": calls,
                 "ms_per_call": per_call * 1e3,
                 "us_per_row": per_call * 1e6 / rows,
+                "input_ms_per_call": per_input * 1e3,
             }
         )
     return {
@@ -59,6 +58,15 @@ def measure_floor(bundle_dir: Path, calls: int, row_counts: Sequence[int]) -> di
         "method": "predict_proba" if hasattr(estimator, "predict_proba") else "predict",
         "batches": results,
     }
+
+
+def _median_seconds(call: Callable[[Any], object], argument: Any, calls: int) -> float:
+    timings = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call(argument)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
 
 
 def describe_estimator(estimator: Any) -> str:

@@ -14,6 +14,9 @@ from bench.wrk import WrkResult
 
 Row = dict[str, Any]
 MAIN_CONFIGS = ("A", "B", "C")
+# A model's array twin (bench/frame_pipeline.py) runs every configuration under its key with this
+# suffix: "A@array" is A on the same pipeline fitted on an array.
+TWIN_SUFFIX = "@array"
 # The ratios table's columns: (top configuration, bottom configuration, measure).
 RATIO_COLUMNS = {
     "B/A req/s": ("B", "A", "req/s"),
@@ -27,7 +30,13 @@ VARIANT_COLUMNS = {
     "req/s over B": ("B", "req/s"),
     "cpu us/req - B": ("B", "cpu"),  # what the part a variant leaves out costs, negated
 }
-ONE_DECIMAL = ("req/s", "cpu us/req", "B-A cpu us/req", "cpu us/req - B")  # the rest: two
+# The twins table's columns besides the two medians of req/s: (measure) compared frame over array.
+TWIN_COLUMNS = {"frame/array req/s": "req/s", "frame-array cpu us/req": "cpu"}
+# Shown with one decimal; the rest with two.
+ONE_DECIMAL = (
+    "req/s", "cpu us/req", "B-A cpu us/req", "cpu us/req - B", "frame req/s", "array req/s",
+    "frame-array cpu us/req",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ def tables(runs: Sequence[Run], model: str, targets: Sequence[Target]) -> Row:
         "summary": summarize(runs),
         "ratios": ratio_rows,
         "variants": variants(runs),
+        "twins": twins(runs),
         "targets": check_targets(model, ratio_rows, targets),
     }
     return {
@@ -128,7 +138,12 @@ def ratios(runs: Sequence[Run]) -> list[Row]:
 def variants(runs: Sequence[Run]) -> list[Row]:
     """Each configuration beyond A, B and C (B's variants) over A and over B, per concurrency,
     paired by repetition as `ratios` is."""
-    keys = sorted({(r.concurrency, r.config) for r in runs if r.config not in MAIN_CONFIGS})
+    keys = sorted(
+        (r.concurrency, r.config)
+        for r in runs
+        if r.config not in MAIN_CONFIGS and not r.config.endswith(TWIN_SUFFIX)
+    )
+    keys = list(dict.fromkeys(keys))
     return [
         {
             "config": config,
@@ -137,6 +152,32 @@ def variants(runs: Sequence[Run]) -> list[Row]:
         }
         for n, config in keys
     ]
+
+
+def twins(runs: Sequence[Run]) -> list[Row]:
+    """Each configuration run on a model and on its array twin, per concurrency: both medians of
+    req/s, the frame's over the array's req/s and the frame's CPU per request minus the array's,
+    paired by repetition as `ratios` is: the DataFrame's cost, with the service around it."""
+    present = {(r.concurrency, r.config) for r in runs}
+    keys = sorted(
+        (n, config)
+        for n, config in present
+        if not config.endswith(TWIN_SUFFIX) and (n, config + TWIN_SUFFIX) in present
+    )
+    rows = []
+    for n, config in keys:
+        twin = config + TWIN_SUFFIX
+
+        def throughput(key: str, n: int = n) -> float | None:
+            return _median([r.result.requests_per_second for r in runs
+                            if (r.concurrency, r.config) == (n, key)])  # fmt: skip
+
+        row: Row = {"config": config, "conc": n, "frame req/s": throughput(config)}
+        row["array req/s"] = throughput(twin)
+        for column, measure in TWIN_COLUMNS.items():
+            row[column] = _paired(runs, config, twin, n, measure)
+        rows.append(row)
+    return rows
 
 
 def check_targets(model: str, ratio_rows: Sequence[Row], targets: Sequence[Target]) -> list[Row]:
@@ -154,17 +195,23 @@ def check_targets(model: str, ratio_rows: Sequence[Row], targets: Sequence[Targe
     return verdicts
 
 
-def render_model(title: str, tables: Row, floor: Row) -> str:
-    """The printed block for one model: its tables (an empty one left out), floor and targets."""
+def render_model(title: str, tables: Row, floor: Row, twin_floor: Row | None = None) -> str:
+    """The printed block for one model: its tables (an empty one left out), floor (and its array
+    twin's) and targets."""
     lines = [title, ""]
-    for key in ("summary", "ratios", "variants"):
+    for key in ("summary", "ratios", "variants", "twins"):
         if tables[key]:
             lines += [*_aligned(tables[key]), ""]
-    for batch in floor["batches"]:
-        lines.append(
-            f"model-only floor ({floor['estimator']}.{floor['method']}), {batch['rows']} row(s): "
-            f"{batch['us_per_row']:.1f} us/row ({batch['ms_per_call']:.3f} ms/call)"
-        )
+    floors = [("model-only floor", floor)]
+    if twin_floor is not None:
+        floors.append(("array twin's floor", twin_floor))
+    for name, measured in floors:
+        for batch in measured["batches"]:
+            lines.append(
+                f"{name} ({measured['estimator']}.{measured['method']}), {batch['rows']} row(s): "
+                f"{batch['us_per_row']:.1f} us/row ({batch['ms_per_call']:.3f} ms/call; its input "
+                f"built in {batch['input_ms_per_call']:.3f} ms)"
+            )
     lines.append("")
     lines += [f"[{v['status']:>4}] {v['target']}: {_fmt(v['value'])}" for v in tables["targets"]]
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """`make bench`: wrk against the service with observability off (A), on (B), on unbatched (C), and
 B's variants; the layout of the tables and the choices behind them are in bench/README.md.
 
-    python -m bench.run [--models iris,breast_cancer | --bundle DIR ...] [--concurrency 1,8,64]
-        [--duration 10] [--repetitions 3] [--configs A,B,C] [--otlp-sink]
+    python -m bench.run [--models iris,breast_cancer,churn | --bundle DIR ...]
+        [--concurrency 1,8,64] [--duration 10] [--repetitions 3] [--configs A,B,C] [--otlp-sink]
         [--json-out reports/bench.json]
 """
 
@@ -16,19 +16,21 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import machine, report
+from bench import frame_pipeline, machine, report
 from bench.configs import CONTROLLED_PREFIXES, TARGETS, Config, find_configs, service_env
 from bench.cpu import tree_cpu_seconds
 from bench.wrk import WrkError, WrkResult, find_wrk, run_wrk
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import BIN, Service, start_service
 
-DATASETS = ("iris", "breast_cancer")
+DATASETS = ("iris", "breast_cancer")  # trained by `lucidserve train`
+BUILT = (frame_pipeline.NAME,)  # built and packaged by the bench, each with an array twin
+MODELS = (*DATASETS, *BUILT)
 STARTUP_ALLOWANCE_SECONDS = 30  # per model: training, the floor, the services' starts and stops
 READY_TIMEOUT_SECONDS = 120.0
 
@@ -46,12 +48,24 @@ class Model:
     body_file: Path
     v2_body_file: Path
     card_name: str
+    twin: Model | None = None
+    """The same pipeline fitted on an array: every configuration runs on it too, interleaved, as
+    the configuration's key with report.TWIN_SUFFIX (its cells are compared in the twins table)."""
 
     def request(self, config: Config) -> tuple[str, Path]:
         """The path and body of the one-row request `config` sends."""
         if config.protocol == "v2":
             return f"/v2/models/{self.card_name}/infer", self.v2_body_file
         return "/v1/predict", self.body_file
+
+    def services(self, configs: Sequence[Config]) -> list[tuple[str, Config, Model]]:
+        """Each measured service: its key in the tables, its configuration and its bundle."""
+        services: list[tuple[str, Config, Model]] = []
+        for config in configs:
+            services.append((config.key, config, self))
+            if self.twin is not None:
+                services.append((config.key + report.TWIN_SUFFIX, config, self.twin))
+        return services
 
 
 @dataclass(frozen=True)
@@ -105,11 +119,13 @@ def _run(options: argparse.Namespace) -> int:
         os.sched_setaffinity(0, {pinning.load_cpu})
     warmup = options.warmup  # seconds per configuration and concurrency, unmeasured
     count = len(datasets) + len(options.bundle)
+    services = count + len([d for d in datasets if d in BUILT])  # with the array twins
     per_model = len(concurrency) * len(configs) * (warmup + options.repetitions * options.duration)
     print(
-        f"bench: {count} model(s) x {len(configs)} configs x {len(concurrency)} concurrencies x "
-        f"({options.repetitions} x {options.duration} s + {warmup} s warm-up): "
-        f"about {count * (per_model + STARTUP_ALLOWANCE_SECONDS) / 60:.1f} min\n"
+        f"bench: {count} model(s) (and {services - count} array twin(s)) x {len(configs)} configs "
+        f"x {len(concurrency)} concurrencies x ({options.repetitions} x {options.duration} s + "
+        f"{warmup} s warm-up): about {services * (per_model + STARTUP_ALLOWANCE_SECONDS) / 60:.1f} "
+        "min\n"
         f"bench: {pinning.note}; 1 worker",
         flush=True,
     )
@@ -186,29 +202,28 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
     """Floor, services, interleaved runs; returns the printed block and the JSON record."""
     # The floor runs alone, before the services start, on the CPU the services will get: with
     # two vCPUs that may share a physical core, a starting service would slow it down.
-    floor = _floor(model, plan.floor_calls, plan.pinning.server())
+    floor = _floor(model, plan)
     print(f"bench: {model.name}: {floor['estimator']}, floor measured", flush=True)
     runs: list[report.Run] = []
+    services = model.services(plan.configs)
     with ExitStack() as stack:
-        servers = _start_servers(model, plan, stack)
+        servers = _start_servers(model, services, plan, stack)
         for connections in plan.concurrency:
-            for config in plan.configs if plan.warmup else ():
-                result, _ = _wrk_run(
-                    plan, servers[config.key], model, config, connections, plan.warmup
-                )
-                _report_errors(model, config, connections, "warm-up", result)
+            for key, config, bundle in services if plan.warmup else ():
+                result, _ = _wrk_run(plan, servers[key], bundle, config, connections, plan.warmup)
+                _report_errors(model, key, connections, "warm-up", result)
             for repetition in range(1, plan.repetitions + 1):
-                for config in plan.configs:
-                    server = servers[config.key]
-                    result, cpu = _wrk_run(plan, server, model, config, connections, plan.duration)
-                    runs.append(report.Run(config.key, connections, repetition, result, cpu))
+                for key, config, bundle in services:
+                    server = servers[key]
+                    result, cpu = _wrk_run(plan, server, bundle, config, connections, plan.duration)
+                    runs.append(report.Run(key, connections, repetition, result, cpu))
                     print(
                         f"  {model.name} c={connections} rep {repetition}/{plan.repetitions} "
-                        f"{config.key}: {result.requests_per_second:8.1f} req/s  "
+                        f"{key}: {result.requests_per_second:8.1f} req/s  "
                         f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms",
                         flush=True,
                     )
-                    _report_errors(model, config, connections, f"rep {repetition}", result)
+                    _report_errors(model, key, connections, f"rep {repetition}", result)
     tables = report.tables(runs, model.name, TARGETS)
     title = (
         f"== {model.name}: {floor['estimator']} ({model.bundle})\n"
@@ -216,7 +231,12 @@ def _bench_model(model: Model, plan: Plan) -> tuple[str, dict[str, Any]]:
         f"wrk runs per cell; traces: {_traces(plan.otlp)['mode']}"
     )
     record = {"name": model.name, "bundle": str(model.bundle), "floor": floor, **tables}
-    return report.render_model(title, tables, floor), record
+    twin_floor = None
+    if model.twin is not None:
+        twin_floor = _floor(model.twin, plan)
+        record["twin"] = {"bundle": str(model.twin.bundle), "floor": twin_floor}
+        title += f"\n   array twin ({report.TWIN_SUFFIX}): {model.twin.bundle}"
+    return report.render_model(title, tables, floor, twin_floor), record
 
 
 def _wrk_run(
@@ -242,40 +262,44 @@ def _check_alive(server: Service) -> None:
         )
 
 
-def _report_errors(
-    model: Model, config: Config, connections: int, what: str, result: WrkResult
-) -> None:
+def _report_errors(model: Model, key: str, connections: int, what: str, result: WrkResult) -> None:
     if result.error_count:
         details = ", ".join(f"{k} {v}" for k, v in result.errors.items() if v)
         print(
-            f"  WARNING {model.name} {config.key} c={connections} {what}: {details} "
+            f"  WARNING {model.name} {key} c={connections} {what}: {details} "
             f"(of {result.requests} requests; status = non-2xx answers)",
             flush=True,
         )
 
 
-def _start_servers(model: Model, plan: Plan, stack: ExitStack) -> dict[str, Service]:
-    """One ready service per configuration, alive for all the model's runs so runs interleave:
-    a slow minute on a shared machine then hits every configuration alike."""
+def _start_servers(
+    model: Model, services: Sequence[tuple[str, Config, Model]], plan: Plan, stack: ExitStack
+) -> dict[str, Service]:
+    """One ready service per configuration (and twin), alive for all the model's runs so runs
+    interleave: a slow minute on a shared machine then hits every configuration alike."""
     servers = {}
     endpoint = plan.otlp.endpoint if plan.otlp else None
-    for config in plan.configs:
-        log = plan.work / "logs" / f"{model.name}-{config.key}.log"
+    for key, config, bundle in services:
+        log = plan.work / "logs" / f"{model.name}-{key}.log"
         try:
             server = start_service(
-                model.bundle, log, env=service_env(config, endpoint),
+                bundle.bundle, log, env=service_env(config, endpoint),
                 ready_timeout=READY_TIMEOUT_SECONDS, prefix=plan.pinning.server(),
             )  # fmt: skip
         except (RuntimeError, TimeoutError) as exc:
-            raise BenchError(f"{model.name} {config.key}: {exc}") from None
+            raise BenchError(f"{model.name} {key}: {exc}") from None
         stack.callback(server.stop)
-        servers[config.key] = server
+        servers[key] = server
     return servers
 
 
-def _floor(model: Model, calls: int, pin: Sequence[str]) -> dict[str, Any]:
-    """The model-only floor (bench/floor.py), measured in a fresh process pinned by `pin`."""
-    command = [*pin, sys.executable, "-m", "bench.floor", str(model.bundle), "--calls", str(calls)]
+def _floor(model: Model, plan: Plan) -> dict[str, Any]:
+    """The model-only floor (bench/floor.py), measured in a fresh process pinned as the
+    services are."""
+    command = [
+        *plan.pinning.server(), sys.executable, "-m", "bench.floor", str(model.bundle),
+        "--calls", str(plan.floor_calls),
+    ]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=600, check=False, cwd=machine.REPO
     )
@@ -286,9 +310,19 @@ def _floor(model: Model, calls: int, pin: Sequence[str]) -> dict[str, Any]:
 
 
 def _prepare_models(datasets: Sequence[str], bundles: Sequence[str], work: Path) -> list[Model]:
-    """The datasets' bundles, trained by `lucidserve train`, then the given bundles."""
+    """The datasets' bundles, trained by `lucidserve train` (or built, with their twins), then the
+    given bundles."""
     models = []
     for dataset in datasets:
+        if dataset == frame_pipeline.NAME:
+            print(f"bench: building {dataset} and its array twin in {work / 'models'}", flush=True)
+            try:
+                frame, array = frame_pipeline.build(work / "models")
+            except frame_pipeline.BuildError as exc:
+                raise BenchError(str(exc)) from None
+            twin = _model(f"{dataset}{report.TWIN_SUFFIX}", array, work)
+            models.append(replace(_model(dataset, frame, work), twin=twin))
+            continue
         out = work / "models" / dataset
         print(f"bench: training {dataset} into {out}", flush=True)
         done = subprocess.run(
@@ -324,7 +358,7 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
         {
             "name": f["name"],
             "shape": [1],
-            "datatype": "FP64" if f["type"] == "number" else "BYTES",
+            "datatype": _v2_datatype(f),
             "data": [sample[f["name"]]],
         }
         for f in card["features"]
@@ -334,13 +368,23 @@ def _model(name: str, bundle: Path, work: Path) -> Model:
     return Model(name, bundle, body_file, v2_body_file, card["name"])
 
 
+def _v2_datatype(feature: dict[str, Any]) -> str:
+    """The tensor datatype the service's V2 metadata gives a feature."""
+    if feature["type"] == "boolean":
+        return "BOOL"
+    if feature["type"] == "number":
+        integer = str(feature.get("dtype") or "").lower().startswith(("int", "uint"))
+        return "INT64" if integer else "FP64"
+    return "BYTES"
+
+
 def _datasets(options: argparse.Namespace) -> list[str]:
     if options.models is None:
-        return [] if options.bundle else list(DATASETS)
+        return [] if options.bundle else list(MODELS)
     names = [n.strip() for n in options.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DATASETS]
+    unknown = [n for n in names if n not in MODELS]
     if unknown:
-        raise BenchError(f"--models takes some of {','.join(DATASETS)}; got {', '.join(unknown)}")
+        raise BenchError(f"--models takes some of {','.join(MODELS)}; got {', '.join(unknown)}")
     return names
 
 
@@ -349,7 +393,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m bench.run",
         description="wrk benchmark of observability off (A), on (B), on without batching (C).",
     )
-    parser.add_argument("--models", help=f"datasets to train (default: {','.join(DATASETS)})")
+    parser.add_argument(
+        "--models",
+        help=f"models to train or build (default: {','.join(MODELS)}; {','.join(BUILT)}: a "
+        "DataFrame pipeline, measured beside its twin fitted on an array)",
+    )
     parser.add_argument("--bundle", action="append", default=[], help="a bundle dir (repeatable)")
     parser.add_argument(
         "--configs",

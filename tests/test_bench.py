@@ -19,7 +19,16 @@ import pytest
 
 from bench.configs import TARGETS, Target, find_configs, service_env
 from bench.cpu import parse_stat, tree_cpu_seconds
-from bench.report import RATIO_COLUMNS, Run, check_targets, ratios, summarize, variants
+from bench.report import (
+    RATIO_COLUMNS,
+    TWIN_SUFFIX,
+    Run,
+    check_targets,
+    ratios,
+    summarize,
+    twins,
+    variants,
+)
 from bench.wrk import WrkError, WrkResult, find_wrk, parse_result
 from tests.support.processes import BIN, REPO
 
@@ -95,6 +104,28 @@ def test_variants_of_b_are_compared_with_a_and_b_at_their_own_concurrency() -> N
     ]
     (alone,) = variants([run("B-untraced", 8, 500, 9.0)])
     assert list(alone.values()) == ["B-untraced", 8, None, None, None]
+
+
+def test_a_frame_pipeline_is_compared_with_its_array_twin_paired_by_repetition() -> None:
+    """The frame path runs at 900 and 600 req/s, its array twin at 1000 and 800 (a slow second
+    repetition for both): frame/array is the median of 0.9 and 0.75, never 1500 / 1800."""
+    t = "B" + TWIN_SUFFIX
+    runs = [
+        run("A", 64, 1000, 5.0, 1), run("B", 64, 900, 6.0, 1, 9.0), run(t, 64, 1000, 5.0, 1, 9.5),
+        run("A", 64, 700, 5.0, 2), run("B", 64, 600, 6.0, 2, 6.0), run(t, 64, 800, 5.0, 2, 7.2),
+    ]  # fmt: skip
+    (row,) = twins(runs)
+    assert row["config"] == "B"
+    assert row["conc"] == 64
+    assert row["frame req/s"] == pytest.approx(750.0)
+    assert row["array req/s"] == pytest.approx(900.0)
+    assert row["frame/array req/s"] == pytest.approx((0.9 + 0.75) / 2)
+    # 1000 us - 950 us, 1000 us - 900 us
+    assert row["frame-array cpu us/req"] == pytest.approx(75.0)
+    assert variants(runs) == []  # a twin's cells are not variants of B
+    (ratio,) = ratios(runs)
+    assert ratio["B/A req/s"] == pytest.approx((0.9 + 600 / 700) / 2)  # the frame's own B/A
+    assert twins([r for r in runs if r.config != t]) == []
 
 
 def test_server_cpu_gives_microseconds_per_request_and_busy_cores() -> None:

@@ -24,6 +24,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.frame_models import (
+    package_diabetes_regressor,
+    samples,
+    save_diabetes_regressor,
+)
 from tests.support.processes import REPO, Service, start_service, wait_until
 from tests.support.prometheus import Prometheus, prometheus_binary, start_prometheus
 from tests.support.promql import (
@@ -41,7 +46,6 @@ from tests.support.promql import (
     rules,
     substitute,
 )
-from tests.support.regressor import diabetes_rows, package_diabetes_regressor
 
 # Metrics the dashboards and rules read that lucidserve does not export: they come from
 # Prometheus itself (`up`), kube-state-metrics (kube_*) and the kubelet's cAdvisor (container_*),
@@ -510,7 +514,7 @@ def live_regressor(
     its own reference rows (bounded like the classifier's)."""
     if prometheus_binary() is None:
         pytest.skip("prometheus is not installed (scripts/system-packages.txt; make system-deps)")
-    rows = diabetes_rows()
+    rows = samples(save_diabetes_regressor(tmp_path_factory.mktemp("rows")).frame)
     workdir = tmp_path_factory.mktemp("live-regressor")
     service = start_service(
         regressor_bundle, workdir / "service.log", env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10"}

@@ -32,6 +32,7 @@ from lucidserve.bundle.reference import (
 )
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
+from tests.support.frame_models import package_diabetes_regressor
 from tests.support.linters import run_checkov
 from tests.support.locust_runs import (
     failing_service,
@@ -41,7 +42,6 @@ from tests.support.locust_runs import (
 )
 from tests.support.manifests import kustomize_command
 from tests.support.processes import BIN, REPO, Service, start_process, start_service, wait_until
-from tests.support.regressor import package_diabetes_regressor
 
 ROWS = 4000
 K8S_LOADTEST = REPO / "deploy" / "k8s" / "loadtest"

@@ -25,6 +25,7 @@ from tests.support.frame_models import (
     CHURN_COLUMNS,
     CHURN_NULLABLE,
     DIABETES_NULLABLE,
+    HIST_TREES,
     SavedModel,
     churn_frame,
     package,
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.slow
 # skops trusts scikit-learn's own types; these two it does not by default (see save_* in
 # tests/support/frame_models.py): the pipeline's fitted dtypes and the regressor's trees.
 CHURN_TRUST = ("--trust", "numpy.dtype")
-DIABETES_TRUST = ("--trust", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+DIABETES_TRUST = ("--trust", HIST_TREES)
 # No blank in the reference, nullable because the packager says so (the trees take NaN anywhere).
 DECLARED_NULLABLE = "age"
 TOLERANCE = 1e-9

@@ -36,6 +36,8 @@ CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENTS = ("card", "bank-transfer", "electronic-check", "mailed-check")
 MISSING_SHARE = 0.05
 DIABETES_NULLABLE = ("bmi", "s5")
+# scikit-learn's type inside a HistGradientBoosting model, which skops does not trust by default.
+HIST_TREES = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,17 @@ def save_diabetes_regressor(directory: Path) -> SavedModel:
     reference = directory / "diabetes.csv"
     write_reference(reference, frame)
     return SavedModel(estimator, model_path, reference, frame)
+
+
+def package_diabetes_regressor(directory: Path) -> Path:
+    """The diabetes regressor packaged into `directory / "bundle"` (named `diabetes`)."""
+    out = directory / "bundle"
+    result = package(
+        save_diabetes_regressor(directory), out, "--name", "diabetes", "--trust", HIST_TREES
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"lucidserve package failed: {result.stderr}")
+    return out
 
 
 def write_reference(path: Path, frame: pd.DataFrame) -> None:

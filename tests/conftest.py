@@ -1,4 +1,5 @@
-"""Shared fixtures: the default model bundle (trained once) and a running one-worker service."""
+"""Shared fixtures: the default model bundle (trained once), a running one-worker service, and
+the diabetes regressor's bundle (packaged once)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.frame_models import PackagedModel, package_diabetes_regressor
 from tests.support.processes import BIN, Service, start_service
 
 
@@ -22,6 +24,13 @@ def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=120,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def diabetes_model(tmp_path_factory: pytest.TempPathFactory) -> PackagedModel:
+    """A HistGradientBoostingRegressor on the diabetes DataFrame (blanks in two columns, a third
+    declared nullable), packaged by the real CLI once per test session."""
+    return package_diabetes_regressor(tmp_path_factory.mktemp("diabetes"))
 
 
 @pytest.fixture(scope="module")

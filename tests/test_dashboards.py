@@ -24,11 +24,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.frame_models import (
-    package_diabetes_regressor,
-    samples,
-    save_diabetes_regressor,
-)
+from tests.support.frame_models import PackagedModel, samples
 from tests.support.processes import REPO, Service, start_service, wait_until
 from tests.support.prometheus import Prometheus, prometheus_binary, start_prometheus
 from tests.support.promql import (
@@ -502,22 +498,17 @@ def test_exemplar_queries_find_trace_ids_under_the_label_grafana_links(live: Liv
 
 
 @pytest.fixture(scope="module")
-def regressor_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return package_diabetes_regressor(tmp_path_factory.mktemp("regressor"))
-
-
-@pytest.fixture(scope="module")
 def live_regressor(
-    regressor_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+    diabetes_model: PackagedModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     """The regressor served, scraped every second by Prometheus with the rules, under a trickle of
     its own reference rows (bounded like the classifier's)."""
     if prometheus_binary() is None:
         pytest.skip("prometheus is not installed (scripts/system-packages.txt; make system-deps)")
-    rows = samples(save_diabetes_regressor(tmp_path_factory.mktemp("rows")).frame)
+    rows = samples(diabetes_model.saved.frame)
     workdir = tmp_path_factory.mktemp("live-regressor")
     service = start_service(
-        regressor_bundle, workdir / "service.log", env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10"}
+        diabetes_model.bundle, workdir / "service.log", env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10"}
     )
     prometheus: Prometheus | None = None
     stop = threading.Event()

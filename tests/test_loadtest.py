@@ -32,7 +32,7 @@ from lucidserve.bundle.reference import (
 )
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
-from tests.support.frame_models import package_diabetes_regressor
+from tests.support.frame_models import PackagedModel
 from tests.support.linters import run_checkov
 from tests.support.locust_runs import (
     failing_service,
@@ -693,13 +693,14 @@ def test_drifted_population_raises_only_its_feature_psi(iris_bundle: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_headless_run_against_a_regressor_passes_its_checks(tmp_path: Path) -> None:
+def test_headless_run_against_a_regressor_passes_its_checks(
+    diabetes_model: PackagedModel, tmp_path: Path
+) -> None:
     """Every scenario against a served regressor: {"value"} answers pass the checks, the label
     population predicts instead, and an unknown label is the expected 404."""
-    bundle = package_diabetes_regressor(tmp_path)
-    service = start_service(bundle, tmp_path / "service.log")
+    service = start_service(diabetes_model.bundle, tmp_path / "service.log")
     try:
-        run = run_locust(service.url, tmp_path / "locust", users=6, run_time=8)
+        run = run_locust(service.url, tmp_path / "locust", users=6, run_time=5)
     finally:
         service.stop()
     assert run.exit_code == 0, run.output[-3000:]

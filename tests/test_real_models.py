@@ -24,15 +24,15 @@ from lucidserve.bundle.reference import PREDICTION
 from tests.support.frame_models import (
     CHURN_COLUMNS,
     CHURN_NULLABLE,
+    DIABETES_DECLARED_NULLABLE,
     DIABETES_NULLABLE,
-    HIST_TREES,
+    PackagedModel,
     SavedModel,
     churn_frame,
     package,
-    run_package,
     samples,
     save_churn_model,
-    save_diabetes_regressor,
+    start_package,
     write_reference,
 )
 from tests.support.processes import Service, start_service, wait_until
@@ -42,9 +42,6 @@ pytestmark = pytest.mark.slow
 # skops trusts scikit-learn's own types; these two it does not by default (see save_* in
 # tests/support/frame_models.py): the pipeline's fitted dtypes and the regressor's trees.
 CHURN_TRUST = ("--trust", "numpy.dtype")
-DIABETES_TRUST = ("--trust", HIST_TREES)
-# No blank in the reference, nullable because the packager says so (the trees take NaN anywhere).
-DECLARED_NULLABLE = "age"
 TOLERANCE = 1e-9
 BATCH = 100
 DRIFT_ROWS = 1000  # over the default minimum sample size (500), per traffic
@@ -60,10 +57,15 @@ class Served:
 
 
 def serve(saved: SavedModel, tmp: Path, *trust: str) -> Iterator[Served]:
-    """Package `saved` with the real CLI, serve the bundle with two workers; stop it after."""
+    """Package `saved` with the real CLI, serve the bundle; stop it after."""
     bundle = tmp / "bundle"
     done = package(saved, bundle, *trust)
     assert done.returncode == 0, done.stderr
+    yield from serve_bundle(saved, bundle, tmp)
+
+
+def serve_bundle(saved: SavedModel, bundle: Path, tmp: Path) -> Iterator[Served]:
+    """Serve a packaged bundle with two workers; stop it after."""
     card = json.loads((bundle / "card.json").read_text())
     service = start_service(bundle, tmp / "service.log", workers=2)
     try:
@@ -87,12 +89,12 @@ def churn_bool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A HistGradientBoostingRegressor on the diabetes DataFrame, with blanks in two columns and
-    a third declared nullable."""
+def diabetes(
+    diabetes_model: PackagedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The diabetes regressor (tests/conftest.py), served."""
     tmp = tmp_path_factory.mktemp("diabetes")
-    extra = (*DIABETES_TRUST, "--nullable", DECLARED_NULLABLE)
-    yield from serve(save_diabetes_regressor(tmp), tmp, *extra)
+    yield from serve_bundle(diabetes_model.saved, diabetes_model.bundle, tmp)
 
 
 def predict(service: Service, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,7 +243,7 @@ def test_boolean_classes_are_labelled_false_and_true_everywhere(churn_bool: Serv
 def diabetes_predictions(diabetes: Served) -> dict[str, Any]:
     """Every diabetes row, then 20 rows with blanks in the nullable columns (the declared one
     too): served values, the in-process ones, and the request id of the first request."""
-    nullable = (*DIABETES_NULLABLE, DECLARED_NULLABLE)
+    nullable = (*DIABETES_NULLABLE, DIABETES_DECLARED_NULLABLE)
     frame = pd.concat([diabetes.saved.frame, with_extra_nulls(diabetes.saved.frame, nullable, 3)])
     rows = shuffled_keys(samples(frame), seed=4)
     first = diabetes.service.client.post("/v1/predict", json={"samples": rows[:BATCH]})
@@ -258,7 +260,7 @@ def test_diabetes_card_is_a_regression_with_numeric_prediction_bins(diabetes: Se
     card = diabetes.card
     assert (card["task"], card["classes"], card["input_format"]) == ("regression", None, "frame")
     nullable = {f["name"] for f in card["features"] if f["nullable"]}
-    assert nullable == {*DIABETES_NULLABLE, DECLARED_NULLABLE}
+    assert nullable == {*DIABETES_NULLABLE, DIABETES_DECLARED_NULLABLE}
     prediction = card["drift"]["prediction"]
     assert prediction["kind"] == "numeric"
     assert prediction["bins"][-1] == "missing"
@@ -451,13 +453,20 @@ def refusal(tmp: Path, case: str) -> tuple[Path, Path, str]:
     return model, reference, word
 
 
-@pytest.mark.parametrize("case", ["no predict", "multi-output", "reference columns"])
-def test_package_refuses_a_model_it_cannot_serve(tmp_path: Path, case: str) -> None:
-    model, reference, word = refusal(tmp_path, case)
-    out = tmp_path / "bundle"
-    done = run_package(model, reference, out, *CHURN_TRUST)
-    assert done.returncode == 1, done.stdout + done.stderr
-    message = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(message) == 1, done.stderr
-    assert word in message[0].lower(), message
-    assert not out.exists()
+def test_package_refuses_a_model_it_cannot_serve(tmp_path: Path) -> None:
+    """No predict, several outputs, reference columns that are not the fitted ones: exit code 1,
+    one line naming the problem, nothing written. The three commands run side by side."""
+    started = {}
+    for case in ("no predict", "multi-output", "reference columns"):
+        tmp = tmp_path / case.replace(" ", "-")
+        tmp.mkdir()
+        model, reference, word = refusal(tmp, case)
+        out = tmp / "bundle"
+        started[case] = (start_package(model, reference, out, *CHURN_TRUST), word, out)
+    for case, (process, word, out) in started.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 1, (case, stdout + stderr)
+        message = [line for line in stderr.splitlines() if line.strip()]
+        assert len(message) == 1, (case, stderr)
+        assert word in message[0].lower(), (case, message)
+        assert not out.exists(), case

@@ -36,6 +36,8 @@ CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENTS = ("card", "bank-transfer", "electronic-check", "mailed-check")
 MISSING_SHARE = 0.05
 DIABETES_NULLABLE = ("bmi", "s5")
+# No blank in the reference, nullable because the packager says so (the trees take NaN anywhere).
+DIABETES_DECLARED_NULLABLE = "age"
 # scikit-learn's type inside a HistGradientBoosting model, which skops does not trust by default.
 HIST_TREES = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
@@ -184,15 +186,34 @@ def save_diabetes_regressor(directory: Path) -> SavedModel:
     return SavedModel(estimator, model_path, reference, frame)
 
 
-def package_diabetes_regressor(directory: Path) -> Path:
-    """The diabetes regressor packaged into `directory / "bundle"` (named `diabetes`)."""
+@dataclass(frozen=True)
+class PackagedModel:
+    """A saved model and the bundle `lucidserve package` made of it."""
+
+    saved: SavedModel
+    bundle: Path
+
+
+def package_diabetes_regressor(directory: Path) -> PackagedModel:
+    """The diabetes regressor packaged into `directory / "bundle"` by the real CLI: named
+    `diabetes`, `age` declared nullable."""
+    saved = save_diabetes_regressor(directory)
     out = directory / "bundle"
-    result = package(
-        save_diabetes_regressor(directory), out, "--name", "diabetes", "--trust", HIST_TREES
-    )
+    extra = ("--name", "diabetes", "--trust", HIST_TREES, "--nullable", DIABETES_DECLARED_NULLABLE)
+    result = package(saved, out, *extra)
     if result.returncode != 0:
         raise RuntimeError(f"lucidserve package failed: {result.stderr}")
-    return out
+    return PackagedModel(saved, out)
+
+
+def start_package(model: Path, reference: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """The real `lucidserve package` command, started (several can run side by side)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [str(BIN / "lucidserve"), "package", str(model), "--reference", str(reference),
+         "--out", str(out), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
 
 
 def write_reference(path: Path, frame: pd.DataFrame) -> None:

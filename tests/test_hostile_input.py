@@ -244,39 +244,3 @@ def test_a_stdout_nobody_reads_drops_log_lines_and_counts_them(
         for pid in [*children(proc.pid), proc.pid]:
             os.kill(pid, signal.SIGKILL)
         proc.communicate(timeout=30)
-
-
-def test_a_regressor_makes_no_prediction_label_series_and_has_no_label_route(
-    tmp_path: Path,
-) -> None:
-    bundle = _package_regressor(tmp_path)
-    svc = start_service(bundle, tmp_path / "service.log")
-    try:
-        rows = [{"a": float(i), "b": float(i % 7), "c": float(i % 3)} for i in range(200)]
-        response = svc.client.post("/v1/predict", json={"samples": rows})
-        assert response.status_code == 200
-        assert len({p["value"] for p in response.json()["predictions"]}) > 100
-        metrics = svc.metrics()
-        assert "model_predictions_total{" not in metrics
-        assert_error(svc.client.post("/v1/predict/anything", json={"samples": rows[:1]}), 404)
-    finally:
-        svc.stop()
-
-
-def _package_regressor(tmp: Path) -> Path:
-    import numpy as np
-    import skops.io as sio
-    from sklearn.linear_model import Ridge
-
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 10, (300, 3))
-    model = Ridge().fit(x, x @ np.array([1.5, -2.0, 0.5]) + rng.normal(0, 0.1, 300))
-    sio.dump(model, tmp / "ridge.skops")
-    reference = tmp / "ridge.csv"
-    reference.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in x))
-    subprocess.run(
-        [str(BIN / "lucidserve"), "package", str(tmp / "ridge.skops"), "--reference",
-         str(reference), "--out", str(tmp / "ridge-bundle")],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return tmp / "ridge-bundle"

@@ -56,18 +56,20 @@ class Served:
     service: Service
 
 
-def serve(saved: SavedModel, tmp: Path, *trust: str) -> Iterator[Served]:
+def serve(saved: SavedModel, tmp: Path, *trust: str, workers: int = 2) -> Iterator[Served]:
     """Package `saved` with the real CLI, serve the bundle; stop it after."""
     bundle = tmp / "bundle"
     done = package(saved, bundle, *trust)
     assert done.returncode == 0, done.stderr
-    yield from serve_bundle(saved, bundle, tmp)
+    yield from serve_bundle(saved, bundle, tmp, workers=workers)
 
 
-def serve_bundle(saved: SavedModel, bundle: Path, tmp: Path) -> Iterator[Served]:
-    """Serve a packaged bundle with two workers; stop it after."""
+def serve_bundle(
+    saved: SavedModel, bundle: Path, tmp: Path, *, workers: int = 2
+) -> Iterator[Served]:
+    """Serve a packaged bundle (two workers by default); stop it after."""
     card = json.loads((bundle / "card.json").read_text())
-    service = start_service(bundle, tmp / "service.log", workers=2)
+    service = start_service(bundle, tmp / "service.log", workers=workers)
     try:
         yield Served(saved, card, service)
     finally:
@@ -83,9 +85,11 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def churn_bool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The same pipeline fitted on boolean classes, False and True."""
+    """The same pipeline fitted on boolean classes, False and True (one worker: what is checked
+    is the labels, the same in every worker)."""
     tmp = tmp_path_factory.mktemp("churn-bool")
-    yield from serve(save_churn_model(tmp, rows=300, classes="bool"), tmp, *CHURN_TRUST)
+    saved = save_churn_model(tmp, rows=300, classes="bool")
+    yield from serve(saved, tmp, *CHURN_TRUST, workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,13 @@ class BatchResult:
     values: np.ndarray | None
     inference_seconds: float
 
+    @property
+    def predicted(self) -> np.ndarray:
+        """What the prediction's drift bins count: the values, or the labels."""
+        predicted = self.values if self.values is not None else self.labels
+        assert predicted is not None
+        return predicted
+
     def select(self, start: int, stop: int) -> BatchResult:
         return BatchResult(
             labels=None if self.labels is None else self.labels[start:stop],
@@ -89,7 +96,7 @@ class Predictor:
             raise RejectedInput(_reason(exc)) from exc
         elapsed = time.perf_counter() - started
         result = self._result(output, elapsed)
-        self._observe_drift(columns, result.values if result.values is not None else result.labels)  # type: ignore[arg-type]
+        self._observe_drift(columns, result.predicted)
         return result
 
     def _result(self, output: np.ndarray, elapsed: float) -> BatchResult:

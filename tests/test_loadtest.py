@@ -32,7 +32,7 @@ from lucidserve.bundle.reference import (
 )
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.bundle.store import read_card
-from tests.support.frame_models import PackagedModel
+from tests.support.frame_models import PackagedModel, churn_frame_card
 from tests.support.linters import run_checkov
 from tests.support.locust_runs import (
     failing_service,
@@ -300,23 +300,8 @@ def test_frame_model_payloads_are_valid_requests_with_nulls_where_nullable() -> 
     )
     frame.loc[rng.random(rows) < 0.1, "monthly"] = np.nan
     frame.loc[rng.random(rows) < 0.2, "plan"] = np.nan
-    specs, arrays = infer_features(frame, max_text_length=100, keep_dtypes=True)
-    assert {s.name for s in specs if s.nullable} == {"monthly", "plan"}
-    predictions = (frame["tenure"] > 30).astype(str).to_numpy()
-    card = ModelCard(
-        name="churn",
-        version="1",
-        created="2026-01-01T00:00:00+00:00",
-        sklearn_version="1",
-        task="classification",
-        input_format="frame",
-        features=specs,
-        classes=["False", "True"],
-        estimator_file="model.skops",
-        estimator_format="skops",
-        estimator_sha256="0" * 64,
-        drift=build_reference(specs, arrays, predictions, ["False", "True"]),
-    )
+    card = churn_frame_card(frame)
+    assert {f.name for f in card.features if f.nullable} == {"monthly", "plan"}
     served = json.loads(json.dumps(card.public()))
     samples = PayloadModel.from_card(served).samples(Random(15), ROWS)
     schemas = build_schemas(card, max_batch_rows=ROWS, max_text_length=100)

@@ -14,10 +14,10 @@ from lucidserve.api.tensors import decode_inputs
 from lucidserve.bundle.card import ModelCard
 from lucidserve.bundle.features import infer_features
 from lucidserve.bundle.inputs import ModelInput
-from lucidserve.bundle.reference import build_reference
 from lucidserve.bundle.schema import build_schemas
 from lucidserve.inference.predictor import Predictor
 from lucidserve.observability.drift_bins import compile_reference
+from tests.support.frame_models import churn_frame_card
 
 
 def reference_frame(rows: int = 400) -> pd.DataFrame:
@@ -70,25 +70,8 @@ def test_an_array_model_sees_booleans_as_categories_and_nullable_can_be_declared
         infer_features(reference_frame(), max_text_length=100, keep_dtypes=False, nullable=["x"])
 
 
-def frame_card() -> ModelCard:
-    frame = reference_frame()
-    specs, arrays = infer_features(frame, max_text_length=100, keep_dtypes=True)
-    predictions = (frame["tenure"] > 30).astype(str).to_numpy()
-    return ModelCard(
-        name="churn",
-        version="1",
-        created="2026-01-01T00:00:00+00:00",
-        sklearn_version="1",
-        task="classification",
-        input_format="frame",
-        features=specs,
-        classes=["False", "True"],
-        numeric_bound=float(np.finfo(np.float32).max),
-        estimator_file="model.skops",
-        estimator_format="skops",
-        estimator_sha256="0" * 64,
-        drift=build_reference(specs, arrays, predictions, ["False", "True"]),
-    )
+def churn_card() -> ModelCard:
+    return churn_frame_card(reference_frame(), numeric_bound=float(np.finfo(np.float32).max))
 
 
 SAMPLES: list[dict[str, Any]] = [
@@ -111,7 +94,7 @@ class Recorder:
 
 
 def test_the_frame_has_the_fitted_columns_in_order_with_their_dtypes_and_nan_for_null() -> None:
-    card = frame_card()
+    card = churn_card()
     estimator = Recorder()
     Predictor(card, estimator).predict(SAMPLES)
     (frame,) = estimator.seen
@@ -126,7 +109,7 @@ def test_the_frame_has_the_fitted_columns_in_order_with_their_dtypes_and_nan_for
 
 
 def test_nulls_are_counted_in_the_missing_bins_and_booleans_in_their_own() -> None:
-    card = frame_card()
+    card = churn_card()
     assert card.drift is not None
     bins = {b.feature: b for b in compile_reference(card.drift, card.features)}
     columns = Predictor(card, Recorder()).columns(SAMPLES)
@@ -141,7 +124,7 @@ def test_nulls_are_counted_in_the_missing_bins_and_booleans_in_their_own() -> No
 
 
 def test_the_schema_takes_null_only_where_nullable_and_integers_and_booleans_strictly() -> None:
-    schemas = build_schemas(frame_card(), max_batch_rows=10, max_text_length=100)
+    schemas = build_schemas(churn_card(), max_batch_rows=10, max_text_length=100)
     validate = schemas.predict_request.validate_python
     assert validate({"samples": SAMPLES})["samples"] == SAMPLES
     for field, value in [
@@ -159,7 +142,7 @@ def test_the_schema_takes_null_only_where_nullable_and_integers_and_booleans_str
 
 
 def test_an_array_model_gets_a_float_matrix_or_an_object_one() -> None:
-    card = frame_card()
+    card = churn_card()
     numbers = [f for f in card.features if f.type == "number" and not f.integer]
     x = ModelInput(numbers, "array")([np.array([1.0, 2.0])])
     assert isinstance(x, np.ndarray)

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lucidserve.bundle.card import ModelCard
+from lucidserve.bundle.features import infer_features
+from lucidserve.bundle.reference import build_reference
 from tests.support.processes import BIN, REPO
 
 # The fitted column order (not the order the transformer selects them in).
@@ -214,6 +217,28 @@ def start_package(model: Path, reference: Path, out: Path, *extra: str) -> subpr
          "--out", str(out), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+
+
+def churn_frame_card(frame: pd.DataFrame, *, numeric_bound: float | None = None) -> ModelCard:
+    """A card as `lucidserve package` makes it for a classifier fitted on `frame` (which has a
+    `tenure` column: the predicted class is tenure > 30), without an estimator behind it."""
+    specs, arrays = infer_features(frame, max_text_length=100, keep_dtypes=True)
+    predictions = (frame["tenure"] > 30).astype(str).to_numpy()
+    return ModelCard(
+        name="churn",
+        version="1",
+        created="2026-01-01T00:00:00+00:00",
+        sklearn_version="1",
+        task="classification",
+        input_format="frame",
+        features=specs,
+        classes=["False", "True"],
+        numeric_bound=numeric_bound,
+        estimator_file="model.skops",
+        estimator_format="skops",
+        estimator_sha256="0" * 64,
+        drift=build_reference(specs, arrays, predictions, ["False", "True"]),
+    )
 
 
 def write_reference(path: Path, frame: pd.DataFrame) -> None:

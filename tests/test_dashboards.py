@@ -13,9 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -343,21 +345,34 @@ def live(iris_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         workers=2,
         env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10", "OTEL_TRACES_SAMPLER": "always_on"},
     )
+    with _scraped(
+        service, workdir, partial(_trickle, service), "sum(model_predictions_total) > 100"
+    ) as live:
+        yield live
+
+
+@contextmanager
+def _scraped(
+    service: Service, workdir: Path, traffic: Callable[[threading.Event], None], enough: str
+) -> Iterator[Live]:
+    """`service` scraped every second by a Prometheus with the rules, `traffic` running (until its
+    event is set) from the first scrape on; yielded once `enough` has samples. Everything is
+    stopped after, the service too."""
     prometheus: Prometheus | None = None
     stop = threading.Event()
-    traffic = threading.Thread(target=_trickle, args=(service, stop), daemon=True)
+    thread = threading.Thread(target=traffic, args=(stop,), daemon=True)
     try:
         prometheus = start_prometheus(
             [f"127.0.0.1:{service.metrics_port}"], workdir, rule_files=[RULES]
         )
         prometheus.wait_for_series('up{job="lucidserve"} == 1')
-        traffic.start()
-        prometheus.wait_for_series("sum(model_predictions_total) > 100")
+        thread.start()
+        prometheus.wait_for_series(enough)
         yield Live(service, prometheus, _exported_names(service))
     finally:
         stop.set()
-        if traffic.is_alive():
-            traffic.join(timeout=30)
+        if thread.is_alive():
+            thread.join(timeout=30)
         if prometheus is not None:
             prometheus.stop()
         service.stop()
@@ -510,32 +525,16 @@ def live_regressor(
     service = start_service(
         diabetes_model.bundle, workdir / "service.log", env={"LUCIDSERVE_DRIFT_MIN_SAMPLES": "10"}
     )
-    prometheus: Prometheus | None = None
-    stop = threading.Event()
 
-    def trickle() -> None:
+    def trickle(stop: threading.Event) -> None:
         for i in range(3000):
             if stop.wait(0.01):
                 return
             batch = [rows[(i * 3 + k) % len(rows)] for k in range(1 + i % 3)]
             service.client.post("/v1/predict", json={"samples": batch})
 
-    traffic = threading.Thread(target=trickle, daemon=True)
-    try:
-        prometheus = start_prometheus(
-            [f"127.0.0.1:{service.metrics_port}"], workdir, rule_files=[RULES]
-        )
-        prometheus.wait_for_series('up{job="lucidserve"} == 1')
-        traffic.start()
-        prometheus.wait_for_series("sum(model_prediction_value_count) > 100")
-        yield Live(service, prometheus, _exported_names(service))
-    finally:
-        stop.set()
-        if traffic.is_alive():
-            traffic.join(timeout=30)
-        if prometheus is not None:
-            prometheus.stop()
-        service.stop()
+    with _scraped(service, workdir, trickle, "sum(model_prediction_value_count) > 100") as live:
+        yield live
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from lucidserve import __version__
 from lucidserve.api.errors import PROTOCOL_PREFIX, ApiError, ProtocolErrorResponse
 from lucidserve.api.intake import read_body
-from lucidserve.api.predict import PredictHandler, Predictions
+from lucidserve.api.predict import PredictHandler
 from lucidserve.api.tensors import (
     HEADER,
     NUMERIC_TYPES,
@@ -38,6 +38,7 @@ from lucidserve.api.tensors import (
     split_body,
 )
 from lucidserve.bundle.card import ModelCard
+from lucidserve.inference.predictor import Predictions
 from lucidserve.runtime import Runtime
 
 SINGLE_INPUT = "input"

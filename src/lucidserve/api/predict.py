@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ from lucidserve.bundle.schema import (
     RegressionResponse,
 )
 from lucidserve.inference.batcher import DeadlineExceeded, Outcome, Overloaded
-from lucidserve.inference.predictor import BatchResult, RejectedInput
+from lucidserve.inference.predictor import Predictions, RejectedInput
 from lucidserve.observability.middleware import REQUEST_ID_KEY, STARTED_KEY
 from lucidserve.observability.spans import record_request_spans
 from lucidserve.runtime import Runtime
@@ -94,29 +93,8 @@ def predict_router(runtime: Runtime, guards: Sequence[Any]) -> APIRouter:
     return router
 
 
-Content = Callable[["Predictions"], dict[str, Any]]
+Content = Callable[[Predictions], dict[str, Any]]
 """A response body's own part, from a request's predictions."""
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """A request's predictions as plain lists, made once for its body and its records: a
-    classifier's labels (and each label's probability), or a regressor's values."""
-
-    result: BatchResult
-    labels: list[str] | None
-    confidences: list[float] | None
-    values: list[float] | None
-
-    @classmethod
-    def of(cls, result: BatchResult) -> Predictions:
-        probabilities = result.probabilities
-        return cls(
-            result,
-            labels=None if result.labels is None else result.labels.tolist(),
-            confidences=None if probabilities is None else probabilities.max(axis=1).tolist(),
-            values=None if result.values is None else result.values.tolist(),
-        )
 
 
 class PredictHandler:
@@ -184,14 +162,9 @@ class PredictHandler:
     ) -> None:
         """The request's spans, metrics and a log line per sample, once its body is encoded."""
         record_request_spans(outcome, len(samples), serialize_started, time.perf_counter())
-        self.observability.record_predictions(
-            request.scope.get(REQUEST_ID_KEY, ""),
-            samples,
-            predictions.labels,
-            predictions.confidences,
-            predictions.values,
-            request.scope.get(STARTED_KEY),
-        )
+        request_id = request.scope.get(REQUEST_ID_KEY, "")
+        started = request.scope.get(STARTED_KEY)
+        self.observability.record_predictions(request_id, samples, predictions, started)
 
     def _predictions(self, predictions: Predictions) -> dict[str, Any]:
         """The /v1/predict body's predictions: a classifier's labels (with probabilities when it

@@ -49,6 +49,27 @@ class BatchResult:
         )
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A request's predictions as plain lists, made once for its body and its records: a
+    classifier's labels (and each label's probability), or a regressor's values."""
+
+    result: BatchResult
+    labels: list[str] | None
+    confidences: list[float] | None
+    values: list[float] | None
+
+    @classmethod
+    def of(cls, result: BatchResult) -> Predictions:
+        probabilities = result.probabilities
+        return cls(
+            result,
+            labels=None if result.labels is None else result.labels.tolist(),
+            confidences=None if probabilities is None else probabilities.max(axis=1).tolist(),
+            values=None if result.values is None else result.values.tolist(),
+        )
+
+
 class RejectedInput(Exception):  # noqa: N818 - the request's fault, not the service's
     """The estimator raised on these samples, or answered them with non-finite numbers."""
 

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, disable_creat
 from starlette.types import Scope
 
 from lucidserve.bundle.card import ModelCard
+from lucidserve.inference.predictor import Predictions
 from lucidserve.observability.drift import WINDOW_SUBDIR, DriftMonitor
 from lucidserve.observability.exemplars import ExemplarStore, bucket_key
 from lucidserve.observability.exposition import PooledCollector
@@ -136,9 +137,7 @@ class Observability:
         self,
         request_id: str,
         samples: Sequence[dict[str, Any]],
-        labels: list[str] | None,
-        confidences: list[float] | None,
-        values: list[float] | None,
+        predictions: Predictions,
         started: float | None,
     ) -> None:
         """A request's predictions: a classifier's counted by label with their confidences, a
@@ -146,6 +145,8 @@ class Observability:
         `value`)."""
         if not self._log_predictions or not self._prediction_lines.enabled():
             return
+        labels, confidences = predictions.labels, predictions.confidences
+        values = predictions.values
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3) if started else None
         card = self.card
         for i, sample in enumerate(samples):
@@ -304,11 +305,11 @@ class ProcessObservability(Observability):
         self,
         request_id: str,
         samples: Sequence[dict[str, Any]],
-        labels: list[str] | None,
-        confidences: list[float] | None,
-        values: list[float] | None,
+        predictions: Predictions,
         started: float | None,
     ) -> None:
+        labels, confidences = predictions.labels, predictions.confidences
+        values = predictions.values
         if labels is not None:
             predicted = self._predicted
             for label in labels:
@@ -322,7 +323,7 @@ class ProcessObservability(Observability):
         if values is not None and value is not None:
             for observed in values:
                 value.observe(observed)
-        super().record_predictions(request_id, samples, labels, confidences, values, started)
+        super().record_predictions(request_id, samples, predictions, started)
 
     def record_queue_wait(self, seconds: float) -> None:
         self._metrics.queue_duration.observe(seconds)
